@@ -1,0 +1,33 @@
+# The index of what a developer can do. `make help` lists it.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/cairn
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+GOFLAGS_BUILD := -trimpath -ldflags "-X main.version=$(VERSION)"
+
+.PHONY: all build deps test bench e2e fmt vet help clean
+
+all: build ## build cairn and fetch the default stack's sources (the main job)
+	$(BIN) fetch
+
+build: deps ## build bin/cairn
+	$(GO) build $(GOFLAGS_BUILD) -o $(BIN) ./cmd/cairn
+
+deps: ## install the Debian packages cairn and its tests need
+	@scripts/install-deps.sh
+
+test: deps vet ## run every test (as root the namespace and unpack tests run too)
+	$(GO) test -race -count=1 ./...
+
+bench: deps ## measure against reference tools in the same run (see docs/bench.md)
+	$(GO) test -run '^$$' -bench . -benchtime 20x -count 1 ./...
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+clean: ## remove build outputs (not the store)
+	rm -rf bin out
+
+help:
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
