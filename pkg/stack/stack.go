@@ -1,0 +1,642 @@
+// Package stack reads a stack definition: the pinned sources, the seed lock,
+// the recipes and the images that cairn builds.
+//
+// A stack is a TOML file (toolchain/stack.toml by default). Sources are
+// pinned by content (the cairn tree digest) and carry the transports that may
+// deliver them; recipes live each in a directory of their own beside the
+// stack file (recipe.toml plus the files it names); images name the recipe
+// whose output is their root. The format is documented in docs/stack.md.
+//
+// Every error names the file, the line and the key, so that a maintainer can
+// go straight to the mistake: unknown keys, missing pins and digests of the
+// wrong form are all refused here, before anything is fetched.
+package stack
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Transport names, in the default order cairn tries them: what is already
+// here first, then what the machine can reach.
+const (
+	TransportStore     = "store"
+	TransportMirror    = "mirror"
+	TransportSubmodule = "submodule"
+	TransportGit       = "git"
+	TransportArchive   = "archive"
+	TransportDebian    = "debian"
+)
+
+// DefaultTransports is the order used when neither the stack nor a source
+// gives one.
+var DefaultTransports = []string{TransportStore, TransportMirror, TransportSubmodule, TransportGit, TransportArchive, TransportDebian}
+
+// Stack is a parsed, validated stack definition. Slices are sorted by name so
+// that nothing downstream depends on the order of the file.
+type Stack struct {
+	File            string // the definition's path, as given
+	Dir             string // the directory the definition's relative paths start from
+	Name            string
+	SourceDateEpoch int64
+	Transports      []string
+	Seed            Seed
+	Sources         []Source
+	Recipes         []Recipe
+	Images          []Image
+}
+
+// Seed names the lock file of the build-time root.
+type Seed struct {
+	Lock string // path, resolved against Stack.Dir
+}
+
+// Pin is what a source must contain, whoever delivers it.
+type Pin struct {
+	Tree          string // "sha256:HEX", the cairn tree digest: the identity
+	GitTree       string // hex SHA-1 of the git tree, where known
+	GitCommit     string // hex SHA-1 of the commit, where known
+	ArchiveSHA256 string // hex sha256 of the release archive, where known
+}
+
+// Source is one pinned source and the transports that may deliver it.
+type Source struct {
+	Name       string
+	Version    string
+	License    string // SPDX licence expression
+	Pin        Pin
+	Strip      int      // leading path components to strip from archives
+	Submodule  string   // path of a git submodule of the superproject
+	Git        string   // git remote URL
+	Archives   []string // release archive URLs (https, http, file)
+	Debian     string   // Debian source package "NAME=VERSION"
+	Transports []string // order of transports for this source; empty: the stack's
+	Line       int      // where its table starts, for messages
+}
+
+// DebianPackage splits Debian into name and version.
+func (s Source) DebianPackage() (name, version string) {
+	name, version, _ = strings.Cut(s.Debian, "=")
+	return name, version
+}
+
+// Recipe is one build step's definition, read from DIR/recipe.toml.
+type Recipe struct {
+	Name    string
+	Dir     string // the recipe's directory (mounted at /recipe)
+	Stage   int
+	Sources []string
+	Deps    []string
+	Script  string            // file in Dir, run as /bin/sh -eu /recipe/SCRIPT
+	Env     map[string]string // declared environment
+}
+
+// EnvList returns the declared environment as sorted KEY=VALUE strings.
+func (r Recipe) EnvList() []string {
+	out := make([]string, 0, len(r.Env))
+	for k, v := range r.Env {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Image is one image built from a recipe's output tree.
+type Image struct {
+	Name       string
+	Recipe     string
+	Entrypoint []string
+	Cmd        []string
+	User       string
+	Env        []string
+	WorkingDir string
+	Ports      []string
+	Line       int
+}
+
+// Error is a problem in a definition, located.
+type Error struct {
+	File string
+	Line int    // 0 when unknown
+	Key  string // dotted key, e.g. "source[musl].tree"
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	loc := e.File
+	if e.Line > 0 {
+		loc = fmt.Sprintf("%s:%d", e.File, e.Line)
+	}
+	if e.Key != "" {
+		return fmt.Sprintf("%s: %s: %s", loc, e.Key, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", loc, e.Msg)
+}
+
+// Errors collects every problem of one file, so a maintainer sees them all.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	msgs := make([]string, len(es))
+	for i, e := range es {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// The file's shape, as TOML sees it. Unknown keys are refused.
+type fileStack struct {
+	Name            string       `toml:"name"`
+	SourceDateEpoch *int64       `toml:"source_date_epoch"`
+	Transports      []string     `toml:"transports"`
+	Recipes         []string     `toml:"recipes"`
+	Seed            *fileSeed    `toml:"seed"`
+	Source          []fileSource `toml:"source"`
+	Image           []fileImage  `toml:"image"`
+}
+
+type fileSeed struct {
+	Lock string `toml:"lock"`
+}
+
+type fileSource struct {
+	Name          string   `toml:"name"`
+	Version       string   `toml:"version"`
+	License       string   `toml:"license"`
+	Tree          string   `toml:"tree"`
+	GitTree       string   `toml:"git_tree"`
+	GitCommit     string   `toml:"git_commit"`
+	ArchiveSHA256 string   `toml:"archive_sha256"`
+	Strip         int      `toml:"strip"`
+	Submodule     string   `toml:"submodule"`
+	Git           string   `toml:"git"`
+	Archives      []string `toml:"archives"`
+	Debian        string   `toml:"debian"`
+	Transports    []string `toml:"transports"`
+}
+
+type fileImage struct {
+	Name       string   `toml:"name"`
+	Recipe     string   `toml:"recipe"`
+	Entrypoint []string `toml:"entrypoint"`
+	Cmd        []string `toml:"cmd"`
+	User       string   `toml:"user"`
+	Env        []string `toml:"env"`
+	WorkingDir string   `toml:"working_dir"`
+	Ports      []string `toml:"ports"`
+}
+
+type fileRecipe struct {
+	Name    string            `toml:"name"`
+	Stage   int               `toml:"stage"`
+	Sources []string          `toml:"sources"`
+	Deps    []string          `toml:"deps"`
+	Script  string            `toml:"script"`
+	Env     map[string]string `toml:"env"`
+}
+
+// Load reads and validates the stack definition at file, and the recipes it
+// names.
+func Load(file string) (*Stack, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("stack definition: %w", err)
+	}
+	return Parse(file, data)
+}
+
+// Parse validates data as the stack definition read from file. Recipes are
+// read from disk, relative to file's directory.
+func Parse(file string, data []byte) (*Stack, error) {
+	var fs fileStack
+	if err := decodeStrict(file, data, &fs); err != nil {
+		return nil, err
+	}
+	v := &validator{file: file, lines: newLineIndex(data)}
+	st := &Stack{File: file, Dir: filepath.Dir(file), Name: fs.Name}
+
+	if fs.Name == "" {
+		v.fail(v.lines.key("", 0, "name"), "name", "missing")
+	} else {
+		v.name("name", fs.Name, v.lines.key("", 0, "name"))
+	}
+	if fs.SourceDateEpoch == nil {
+		v.fail(0, "source_date_epoch", "missing: every output's timestamps come from it")
+	} else if *fs.SourceDateEpoch < 0 {
+		v.fail(v.lines.key("", 0, "source_date_epoch"), "source_date_epoch", "must not be negative")
+	} else {
+		st.SourceDateEpoch = *fs.SourceDateEpoch
+	}
+	st.Transports = DefaultTransports
+	if fs.Transports != nil {
+		st.Transports = fs.Transports
+		v.transports("transports", fs.Transports, v.lines.key("", 0, "transports"))
+	}
+
+	if fs.Seed == nil || fs.Seed.Lock == "" {
+		v.fail(v.lines.table("seed", 0), "seed.lock", "missing")
+	} else {
+		st.Seed.Lock = v.relPath("seed.lock", fs.Seed.Lock, v.lines.key("seed", 0, "lock"), st.Dir)
+	}
+
+	seen := map[string]bool{}
+	for i, fsrc := range fs.Source {
+		src := v.source(i, fsrc)
+		if src.Name != "" && seen[src.Name] {
+			v.fail(src.Line, "source.name", fmt.Sprintf("source %q defined twice", src.Name))
+		}
+		seen[src.Name] = true
+		st.Sources = append(st.Sources, src)
+	}
+	sort.Slice(st.Sources, func(i, j int) bool { return st.Sources[i].Name < st.Sources[j].Name })
+
+	for i, rdir := range fs.Recipes {
+		key := fmt.Sprintf("recipes[%d]", i)
+		line := v.lines.key("", 0, "recipes")
+		dir := v.relPath(key, rdir, line, st.Dir)
+		if dir == "" {
+			continue
+		}
+		r, err := loadRecipe(dir)
+		if err != nil {
+			v.errs = append(v.errs, asErrors(err)...)
+			continue
+		}
+		st.Recipes = append(st.Recipes, r)
+	}
+	sort.Slice(st.Recipes, func(i, j int) bool { return st.Recipes[i].Name < st.Recipes[j].Name })
+	v.crossCheck(st)
+
+	for i, fi := range fs.Image {
+		line := v.lines.table("image", i)
+		img := Image{Name: fi.Name, Recipe: fi.Recipe, Entrypoint: fi.Entrypoint, Cmd: fi.Cmd,
+			User: fi.User, Env: fi.Env, WorkingDir: fi.WorkingDir, Ports: fi.Ports, Line: line}
+		key := fmt.Sprintf("image[%d]", i)
+		if fi.Name != "" {
+			key = fmt.Sprintf("image[%s]", fi.Name)
+		}
+		if fi.Name == "" {
+			v.fail(line, key+".name", "missing")
+		} else {
+			v.name(key+".name", fi.Name, v.lines.key("image", i, "name"))
+		}
+		if st.recipe(fi.Recipe) == nil {
+			v.fail(v.lines.key("image", i, "recipe"), key+".recipe", fmt.Sprintf("no recipe named %q", fi.Recipe))
+		}
+		for _, e := range fi.Env {
+			if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+				v.fail(v.lines.key("image", i, "env"), key+".env", fmt.Sprintf("%q is not KEY=VALUE", e))
+			}
+		}
+		st.Images = append(st.Images, img)
+	}
+	sort.Slice(st.Images, func(i, j int) bool { return st.Images[i].Name < st.Images[j].Name })
+	for i := 1; i < len(st.Images); i++ {
+		if st.Images[i].Name == st.Images[i-1].Name {
+			v.fail(st.Images[i].Line, "image.name", fmt.Sprintf("image %q defined twice", st.Images[i].Name))
+		}
+	}
+
+	if len(v.errs) > 0 {
+		sort.SliceStable(v.errs, func(i, j int) bool {
+			return v.errs[i].File < v.errs[j].File || v.errs[i].File == v.errs[j].File && v.errs[i].Line < v.errs[j].Line
+		})
+		return nil, v.errs
+	}
+	return st, nil
+}
+
+// Source returns the source called name, or nil.
+func (st *Stack) Source(name string) *Source {
+	for i := range st.Sources {
+		if st.Sources[i].Name == name {
+			return &st.Sources[i]
+		}
+	}
+	return nil
+}
+
+// Recipe returns the recipe called name, or nil.
+func (st *Stack) Recipe(name string) *Recipe { return st.recipe(name) }
+
+func (st *Stack) recipe(name string) *Recipe {
+	for i := range st.Recipes {
+		if st.Recipes[i].Name == name {
+			return &st.Recipes[i]
+		}
+	}
+	return nil
+}
+
+// Image returns the image called name, or nil.
+func (st *Stack) Image(name string) *Image {
+	for i := range st.Images {
+		if st.Images[i].Name == name {
+			return &st.Images[i]
+		}
+	}
+	return nil
+}
+
+func loadRecipe(dir string) (Recipe, error) {
+	file := filepath.Join(dir, "recipe.toml")
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return Recipe{}, Errors{{File: file, Msg: err.Error()}}
+	}
+	var fr fileRecipe
+	if err := decodeStrict(file, data, &fr); err != nil {
+		return Recipe{}, err
+	}
+	v := &validator{file: file, lines: newLineIndex(data)}
+	r := Recipe{Name: fr.Name, Dir: dir, Stage: fr.Stage, Sources: fr.Sources, Deps: fr.Deps, Script: fr.Script, Env: fr.Env}
+	if fr.Name == "" {
+		v.fail(0, "name", "missing")
+	} else if fr.Name != filepath.Base(dir) {
+		v.fail(v.lines.key("", 0, "name"), "name", fmt.Sprintf("%q must equal the recipe's directory name %q", fr.Name, filepath.Base(dir)))
+	} else {
+		v.name("name", fr.Name, v.lines.key("", 0, "name"))
+	}
+	if fr.Stage < 1 || fr.Stage > 9 {
+		v.fail(v.lines.key("", 0, "stage"), "stage", fmt.Sprintf("%d: want 1 (libc), 2 (programs) or 3 (image roots)", fr.Stage))
+	}
+	if fr.Script == "" {
+		v.fail(0, "script", "missing")
+	} else if !localName(fr.Script) {
+		v.fail(v.lines.key("", 0, "script"), "script", fmt.Sprintf("%q must be a file inside the recipe's directory", fr.Script))
+	} else if fi, err := os.Lstat(filepath.Join(dir, fr.Script)); err != nil || !fi.Mode().IsRegular() {
+		v.fail(v.lines.key("", 0, "script"), "script", fmt.Sprintf("%q: no such regular file in %s", fr.Script, dir))
+	}
+	for k := range fr.Env {
+		if !envKey.MatchString(k) {
+			v.fail(v.lines.key("env", 0, k), "env."+k, "not a valid environment variable name")
+		} else if reservedEnv[k] {
+			v.fail(v.lines.key("env", 0, k), "env."+k, "set by the sandbox; a recipe may not declare it")
+		}
+	}
+	if len(v.errs) > 0 {
+		return Recipe{}, v.errs
+	}
+	return r, nil
+}
+
+// decodeStrict decodes TOML refusing unknown keys, with errors located.
+func decodeStrict(file string, data []byte, dst any) error {
+	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
+	err := dec.Decode(dst)
+	if err == nil {
+		return nil
+	}
+	var sme *toml.StrictMissingError
+	if errors.As(err, &sme) {
+		var es Errors
+		for _, de := range sme.Errors {
+			row, _ := de.Position()
+			es = append(es, &Error{File: file, Line: row, Key: strings.Join(de.Key(), "."), Msg: "unknown key"})
+		}
+		return es
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, col := de.Position()
+		return Errors{{File: file, Line: row, Key: strings.Join(de.Key(), "."), Msg: fmt.Sprintf("column %d: %s", col, de.Error())}}
+	}
+	return Errors{{File: file, Msg: err.Error()}}
+}
+
+func asErrors(err error) Errors {
+	var es Errors
+	if errors.As(err, &es) {
+		return es
+	}
+	return Errors{{Msg: err.Error()}}
+}
+
+var (
+	nameRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+	hex40     = regexp.MustCompile(`^[0-9a-f]{40}$`)
+	hex64     = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	treeRE    = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	debianRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+=[0-9][A-Za-z0-9.+~:-]*$`)
+	envKey    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	knownTran = map[string]bool{TransportStore: true, TransportMirror: true, TransportSubmodule: true,
+		TransportGit: true, TransportArchive: true, TransportDebian: true}
+	// The sandbox sets these for every step; letting a recipe set them
+	// would let it opt out of the fixed build environment.
+	reservedEnv = map[string]bool{"PATH": true, "HOME": true, "TMPDIR": true, "TZ": true, "LC_ALL": true,
+		"SOURCE_DATE_EPOCH": true, "CAIRN_JOBS": true}
+)
+
+type validator struct {
+	file  string
+	lines lineIndex
+	errs  Errors
+}
+
+func (v *validator) fail(line int, key, msg string) {
+	v.errs = append(v.errs, &Error{File: v.file, Line: line, Key: key, Msg: msg})
+}
+
+func (v *validator) name(key, s string, line int) {
+	if !nameRE.MatchString(s) {
+		v.fail(line, key, fmt.Sprintf("%q: want lowercase letters, digits, '.', '_' or '-', starting with a letter or digit", s))
+	}
+}
+
+func (v *validator) transports(key string, ts []string, line int) {
+	seen := map[string]bool{}
+	for _, t := range ts {
+		if !knownTran[t] {
+			v.fail(line, key, fmt.Sprintf("unknown transport %q (known: %s)", t, strings.Join(DefaultTransports, ", ")))
+		}
+		if seen[t] {
+			v.fail(line, key, fmt.Sprintf("transport %q listed twice", t))
+		}
+		seen[t] = true
+	}
+}
+
+// relPath checks that p is a relative path that stays below base, and
+// returns it joined to base ("" on error).
+func (v *validator) relPath(key, p string, line int, base string) string {
+	if !localPath(p) {
+		v.fail(line, key, fmt.Sprintf("%q must be a relative path inside %s", p, base))
+		return ""
+	}
+	return filepath.Join(base, filepath.FromSlash(p))
+}
+
+func (v *validator) source(i int, f fileSource) Source {
+	line := v.lines.table("source", i)
+	key := fmt.Sprintf("source[%d]", i)
+	if f.Name != "" {
+		key = fmt.Sprintf("source[%s]", f.Name)
+	}
+	at := func(k string) int {
+		if l := v.lines.key("source", i, k); l > 0 {
+			return l
+		}
+		return line
+	}
+	s := Source{Name: f.Name, Version: f.Version, License: f.License, Strip: f.Strip,
+		Submodule: f.Submodule, Git: f.Git, Archives: f.Archives, Debian: f.Debian,
+		Transports: f.Transports, Line: line,
+		Pin: Pin{Tree: f.Tree, GitTree: f.GitTree, GitCommit: f.GitCommit, ArchiveSHA256: f.ArchiveSHA256}}
+	if f.Name == "" {
+		v.fail(line, key+".name", "missing")
+	} else {
+		v.name(key+".name", f.Name, at("name"))
+	}
+	if f.Version == "" {
+		v.fail(line, key+".version", "missing")
+	}
+	if f.License == "" {
+		v.fail(line, key+".license", "missing (an SPDX licence expression; the SBOM names it)")
+	}
+	switch {
+	case f.Tree == "":
+		v.fail(line, key+".tree", "missing pin: the content digest \"sha256:HEX\" that every transport must deliver (cairn digest prints it)")
+	case !treeRE.MatchString(f.Tree):
+		v.fail(at("tree"), key+".tree", fmt.Sprintf("%q: want \"sha256:\" and 64 lowercase hex digits", f.Tree))
+	}
+	if f.GitTree != "" && !hex40.MatchString(f.GitTree) {
+		v.fail(at("git_tree"), key+".git_tree", fmt.Sprintf("%q: want 40 lowercase hex digits", f.GitTree))
+	}
+	if f.GitCommit != "" && !hex40.MatchString(f.GitCommit) {
+		v.fail(at("git_commit"), key+".git_commit", fmt.Sprintf("%q: want 40 lowercase hex digits", f.GitCommit))
+	}
+	if f.ArchiveSHA256 != "" && !hex64.MatchString(f.ArchiveSHA256) {
+		v.fail(at("archive_sha256"), key+".archive_sha256", fmt.Sprintf("%q: want 64 lowercase hex digits", f.ArchiveSHA256))
+	}
+	if f.Strip < 0 || f.Strip > 16 {
+		v.fail(at("strip"), key+".strip", fmt.Sprintf("%d: want 0 to 16", f.Strip))
+	}
+	if f.Submodule != "" {
+		if !localPath(f.Submodule) {
+			v.fail(at("submodule"), key+".submodule", fmt.Sprintf("%q must be a relative path inside the superproject", f.Submodule))
+		}
+		if f.GitCommit == "" {
+			v.fail(at("submodule"), key+".git_commit", "missing pin: a submodule transport needs the commit its gitlink must name")
+		}
+	}
+	if f.Git != "" {
+		if err := checkGitURL(f.Git); err != nil {
+			v.fail(at("git"), key+".git", err.Error())
+		}
+		if f.GitCommit == "" {
+			v.fail(at("git"), key+".git_commit", "missing pin: a git transport needs the commit to fetch")
+		}
+	}
+	for _, a := range f.Archives {
+		if err := checkArchiveURL(a); err != nil {
+			v.fail(at("archives"), key+".archives", err.Error())
+		}
+	}
+	if len(f.Archives) > 0 && f.ArchiveSHA256 == "" {
+		v.fail(at("archives"), key+".archive_sha256", "missing pin: archive URLs need the archive's sha256, checked before anything is unpacked")
+	}
+	if f.Debian != "" {
+		if !debianRE.MatchString(f.Debian) {
+			v.fail(at("debian"), key+".debian", fmt.Sprintf("%q: want a Debian source package as NAME=VERSION", f.Debian))
+		}
+		if f.ArchiveSHA256 == "" {
+			v.fail(at("debian"), key+".archive_sha256", "missing pin: the Debian transport picks the orig tarball by its sha256")
+		}
+	}
+	if f.Transports != nil {
+		v.transports(key+".transports", f.Transports, at("transports"))
+	}
+	return s
+}
+
+// crossCheck checks the references between recipes and sources.
+func (v *validator) crossCheck(st *Stack) {
+	for i := 1; i < len(st.Recipes); i++ {
+		if st.Recipes[i].Name == st.Recipes[i-1].Name {
+			v.fail(v.lines.key("", 0, "recipes"), "recipes", fmt.Sprintf("recipe %q listed twice", st.Recipes[i].Name))
+		}
+	}
+	for _, r := range st.Recipes {
+		rf := filepath.Join(r.Dir, "recipe.toml")
+		for _, s := range r.Sources {
+			if st.Source(s) == nil {
+				v.errs = append(v.errs, &Error{File: rf, Key: "sources", Msg: fmt.Sprintf("no source named %q in %s", s, st.File)})
+			}
+		}
+		for _, d := range r.Deps {
+			if st.recipe(d) == nil {
+				v.errs = append(v.errs, &Error{File: rf, Key: "deps", Msg: fmt.Sprintf("no recipe named %q in %s", d, st.File)})
+			}
+		}
+	}
+}
+
+// localPath reports whether p is a slash-separated relative path that stays
+// inside its base and cannot be read as an option.
+func localPath(p string) bool {
+	if p == "" || strings.HasPrefix(p, "-") || strings.ContainsAny(p, "\\\x00\n") {
+		return false
+	}
+	c := path.Clean(p)
+	return c == p && c != "." && !path.IsAbs(c) && c != ".." && !strings.HasPrefix(c, "../")
+}
+
+// localName reports whether p names a file directly inside its base.
+func localName(p string) bool { return localPath(p) && !strings.Contains(p, "/") }
+
+// checkGitURL refuses URLs that git would read as options or as commands:
+// CVE-2018-17456 (leading dash) and the ext:: transport.
+func checkGitURL(u string) error {
+	if strings.HasPrefix(u, "-") {
+		return fmt.Errorf("%q: a URL must not start with '-'", u)
+	}
+	if strings.Contains(u, "::") {
+		return fmt.Errorf("%q: transport helpers (ext::, fd::, ...) are refused", u)
+	}
+	pu, err := url.Parse(u)
+	if err != nil {
+		return fmt.Errorf("%q: %v", u, err)
+	}
+	switch pu.Scheme {
+	case "https", "http", "git", "file":
+		return nil
+	}
+	return fmt.Errorf("%q: want an https, http, git or file URL", u)
+}
+
+func checkArchiveURL(u string) error {
+	if strings.HasPrefix(u, "-") {
+		return fmt.Errorf("%q: a URL must not start with '-'", u)
+	}
+	pu, err := url.Parse(u)
+	if err != nil {
+		return fmt.Errorf("%q: %v", u, err)
+	}
+	switch pu.Scheme {
+	case "https", "http", "file":
+	default:
+		return fmt.Errorf("%q: want an https, http or file URL", u)
+	}
+	if path.Base(pu.Path) == "" || path.Base(pu.Path) == "/" || path.Base(pu.Path) == "." {
+		return fmt.Errorf("%q: the URL names no file", u)
+	}
+	return nil
+}
+
+// CheckGitURL is the URL check the stack applies, for transports that read
+// URLs from elsewhere (a superproject's .gitmodules).
+func CheckGitURL(u string) error { return checkGitURL(u) }
+
+// LocalPath reports whether p is a clean relative path that stays inside its
+// base and cannot be read as an option.
+func LocalPath(p string) bool { return localPath(p) }

@@ -1,0 +1,169 @@
+package stack
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const goodStack = `name = "test"
+source_date_epoch = 1700000000
+recipes = ["recipes/hello"]
+
+[seed]
+lock = "seed.lock"
+
+[[source]]
+name = "zlib"
+version = "1"
+license = "Zlib"
+tree = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+archive_sha256 = "2222222222222222222222222222222222222222222222222222222222222222"
+strip = 1
+archives = ["https://example.invalid/zlib-1.tar.gz"]
+debian = "zlib=1:1.2.13-1"
+
+[[source]]
+name = "abc"
+version = "2"
+license = "MIT"
+tree = "sha256:3333333333333333333333333333333333333333333333333333333333333333"
+git_commit = "4444444444444444444444444444444444444444"
+git = "https://example.invalid/abc.git"
+transports = ["store", "git"]
+
+[[image]]
+name = "hello"
+recipe = "hello"
+entrypoint = ["/bin/hello"]
+env = ["A=1"]
+`
+
+const goodRecipe = `name = "hello"
+stage = 2
+sources = ["zlib", "abc"]
+script = "build.sh"
+
+[env]
+CFLAGS = "-O2"
+`
+
+// writeStack lays out a stack directory and returns the stack file's path.
+func writeStack(t *testing.T, stackText, recipeText string) string {
+	t.Helper()
+	dir := t.TempDir()
+	rdir := filepath.Join(dir, "recipes", "hello")
+	if err := os.MkdirAll(rdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string]string{
+		filepath.Join(dir, "stack.toml"):   stackText,
+		filepath.Join(rdir, "recipe.toml"): recipeText,
+		filepath.Join(rdir, "build.sh"):    "true\n",
+	} {
+		if err := os.WriteFile(name, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(dir, "stack.toml")
+}
+
+func TestLoadGood(t *testing.T) {
+	file := writeStack(t, goodStack, goodRecipe)
+	st, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := []string{st.Sources[0].Name, st.Sources[1].Name}; got[0] != "abc" || got[1] != "zlib" {
+		t.Errorf("sources not sorted by name: got %v", got)
+	}
+	z := st.Source("zlib")
+	if z == nil || z.Strip != 1 || z.Pin.ArchiveSHA256 == "" || z.Line != 8 {
+		t.Fatalf("zlib source = %+v", z)
+	}
+	if n, v := z.DebianPackage(); n != "zlib" || v != "1:1.2.13-1" {
+		t.Errorf("DebianPackage = %q %q", n, v)
+	}
+	if got := strings.Join(st.Transports, ","); got != strings.Join(DefaultTransports, ",") {
+		t.Errorf("transports = %s, want the default order", got)
+	}
+	if st.Seed.Lock != filepath.Join(filepath.Dir(file), "seed.lock") {
+		t.Errorf("seed lock = %q", st.Seed.Lock)
+	}
+	r := st.Recipe("hello")
+	if r == nil || r.Stage != 2 || r.EnvList()[0] != "CFLAGS=-O2" {
+		t.Fatalf("recipe = %+v", r)
+	}
+	if st.Image("hello") == nil || st.SourceDateEpoch != 1700000000 {
+		t.Errorf("image or epoch missing: %+v", st)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		from, to     string // replace in goodStack
+		rfrom, rto   string // replace in goodRecipe
+		file         string // stack.toml or recipe.toml
+		line         int
+		key, message string
+	}{
+		{name: "unknown key", from: "strip = 1", to: "strip = 1\ncolour = \"red\"", file: "stack.toml", line: 15, key: "source.colour", message: "unknown key"},
+		{name: "missing tree pin", from: "tree = \"sha256:1111111111111111111111111111111111111111111111111111111111111111\"\n", to: "", file: "stack.toml", line: 8, key: "source[zlib].tree", message: "missing pin"},
+		{name: "tree of the wrong form", from: "sha256:3333", to: "sha1:3333", file: "stack.toml", line: 22, key: "source[abc].tree", message: "want \"sha256:\""},
+		{name: "archive sha256 short", from: "\"2222222222", to: "\"22", file: "stack.toml", line: 13, key: "source[zlib].archive_sha256", message: "64 lowercase hex"},
+		{name: "git commit uppercase", from: "4444444444444444444444444444444444444444", to: "444444444444444444444444444444444444444A", file: "stack.toml", line: 23, key: "source[abc].git_commit"},
+		{name: "git URL is an option", from: "https://example.invalid/abc.git", to: "-uexploit", file: "stack.toml", line: 24, key: "source[abc].git", message: "must not start with '-'"},
+		{name: "git ext transport", from: "https://example.invalid/abc.git", to: "ext::sh -c touch% /tmp/pwned", file: "stack.toml", line: 24, key: "source[abc].git", message: "ext::"},
+		{name: "submodule leaves the tree", from: "git = \"https", to: "submodule = \"../../etc\"\ngit = \"https", file: "stack.toml", line: 24, key: "source[abc].submodule", message: "relative path inside"},
+		{name: "archive without sha256", from: "archive_sha256 = \"2222222222222222222222222222222222222222222222222222222222222222\"\n", to: "", file: "stack.toml", line: 14, key: "source[zlib].archive_sha256", message: "missing pin"},
+		{name: "bad debian package", from: "zlib=1:1.2.13-1", to: "zlib 1.2", file: "stack.toml", line: 16, key: "source[zlib].debian"},
+		{name: "unknown transport", from: "[\"store\", \"git\"]", to: "[\"store\", \"ftp\"]", file: "stack.toml", line: 25, key: "source[abc].transports", message: "unknown transport \"ftp\""},
+		{name: "duplicate source", from: "name = \"abc\"", to: "name = \"zlib\"", file: "stack.toml", line: 18, key: "source.name", message: "defined twice"},
+		{name: "syntax error", from: "strip = 1", to: "strip = = 1", file: "stack.toml", line: 14},
+		{name: "wrong type", from: "strip = 1", to: "strip = \"one\"", file: "stack.toml", line: 14, key: "source.strip"},
+		{name: "missing epoch", from: "source_date_epoch = 1700000000\n", to: "", file: "stack.toml", key: "source_date_epoch", message: "missing"},
+		{name: "image of unknown recipe", from: "recipe = \"hello\"", to: "recipe = \"nope\"", file: "stack.toml", line: 29, key: "image[hello].recipe", message: "no recipe named \"nope\""},
+		{name: "recipe names unknown source", rfrom: "\"abc\"]", rto: "\"xyz\"]", file: "recipe.toml", key: "sources", message: "no source named \"xyz\""},
+		{name: "recipe script outside", rfrom: "build.sh", rto: "../x.sh", file: "recipe.toml", line: 4, key: "script", message: "inside the recipe's directory"},
+		{name: "recipe sets PATH", rfrom: "CFLAGS", rto: "PATH", file: "recipe.toml", line: 7, key: "env.PATH", message: "set by the sandbox"},
+		{name: "recipe name differs from dir", rfrom: "name = \"hello\"", rto: "name = \"other\"", file: "recipe.toml", line: 1, key: "name"},
+		{name: "recipe unknown key", rfrom: "stage = 2", rto: "stage = 2\nnetwork = true", file: "recipe.toml", line: 3, key: "network", message: "unknown key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := strings.Replace(goodStack, tc.from, tc.to, 1)
+			if tc.from != "" && s == goodStack {
+				t.Fatalf("fixture edit %q not applied", tc.from)
+			}
+			r := strings.Replace(goodRecipe, tc.rfrom, tc.rto, 1)
+			if tc.rfrom != "" && r == goodRecipe {
+				t.Fatalf("fixture edit %q not applied", tc.rfrom)
+			}
+			_, err := Load(writeStack(t, s, r))
+			var es Errors
+			if !errors.As(err, &es) || len(es) == 0 {
+				t.Fatalf("got %v, want stack.Errors", err)
+			}
+			for _, e := range es {
+				if filepath.Base(e.File) == tc.file && (tc.line == 0 || e.Line == tc.line) &&
+					(tc.key == "" || e.Key == tc.key) && strings.Contains(e.Error(), tc.message) {
+					return
+				}
+			}
+			t.Errorf("got %q, want an error at %s:%d key %q containing %q", es.Error(), tc.file, tc.line, tc.key, tc.message)
+		})
+	}
+}
+
+func TestLocalPath(t *testing.T) {
+	for p, want := range map[string]bool{
+		"submodules/musl": true, "a": true, "": false, ".": false, "..": false, "../a": false,
+		"a/../..": false, "/etc": false, "-x": false, "a//b": false, "a/./b": false, "a\\b": false,
+	} {
+		if got := LocalPath(p); got != want {
+			t.Errorf("LocalPath(%q) = %v, want %v", p, got, want)
+		}
+	}
+}
