@@ -20,21 +20,19 @@ var usrMerged = []struct{ name, target string }{
 	{"sbin", "usr/sbin"},
 }
 
-// mapName rewrites a data.tar entry name into the merged-/usr tree:
-// "./bin/sh" becomes "usr/bin/sh"; "./usr/bin/gcc" stays "usr/bin/gcc".
-// The top-level directories themselves map to their usr/ counterparts, so
-// a package's "./bin/" entry never replaces the link.
-func mapName(name string) string {
-	name = strings.TrimPrefix(name, "./")
+// mapName rewrites a cleaned data.tar member name into the merged-/usr
+// tree: "bin/sh" becomes "usr/bin/sh", "usr/bin/gcc" stays. A package's
+// own "bin" directory maps to "usr/bin", so it never replaces the link.
+func mapName(name string) (string, error) {
 	for _, m := range usrMerged {
-		if name == m.name || name == m.name+"/" {
-			return m.target + "/"
+		if name == m.name {
+			return m.target, nil
 		}
 		if rest, ok := strings.CutPrefix(name, m.name+"/"); ok {
-			return m.target + "/" + rest
+			return m.target + "/" + rest, nil
 		}
 	}
-	return name
+	return name, nil
 }
 
 // Build makes the seed described by the lock file at lockFile in dest and

@@ -79,6 +79,10 @@ func ParseLock(r io.Reader, name string) (*Lock, error) {
 	sc.Buffer(make([]byte, 0, 4096), 64*1024)
 	n := 0
 	for sc.Scan() {
+		if len(errs) >= maxLockErrors {
+			bad(n, "too many errors; stopped")
+			break
+		}
 		n++
 		text := sc.Text()
 		if i := strings.IndexByte(text, '#'); i >= 0 {
@@ -143,7 +147,7 @@ func ParseLock(r io.Reader, name string) (*Lock, error) {
 			seenLink[k.Path] = n
 			l.Links = append(l.Links, k)
 		default:
-			bad(n, "unknown directive %q (want deb or symlink)", f[0])
+			bad(n, "unknown directive %q (want deb or symlink)", short(f[0]))
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -156,6 +160,17 @@ func ParseLock(r io.Reader, name string) (*Lock, error) {
 		return nil, errors.Join(errs...)
 	}
 	return l, nil
+}
+
+// maxLockErrors stops a parse of something that is not a lock at all
+// before it buries the first, telling errors.
+const maxLockErrors = 20
+
+func short(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "..."
+	}
+	return s
 }
 
 // validName follows Debian policy 5.6.1: lowercase letters, digits, + - .,
