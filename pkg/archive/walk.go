@@ -121,9 +121,9 @@ type Entry struct {
 // Stats counts what Walk or Unpack saw.
 type Stats struct {
 	Compression Compression
-	Entries     int   // members placed (after Strip)
-	Files       int   // regular files
-	Dirs        int   // directory members
+	Entries     int // members placed (after Strip)
+	Files       int // regular files
+	Dirs        int // directory members
 	Symlinks    int
 	Hardlinks   int
 	Bytes       int64 // total size of regular files
