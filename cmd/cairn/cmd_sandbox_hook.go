@@ -1,6 +1,7 @@
 package main
 
+import "github.com/cairn-build/cairn/pkg/sandbox"
+
 // sandboxInitHook lets the sandbox package take over a re-executed cairn
-// process before cobra sees its arguments. It is replaced by the sandbox
-// wiring (cmd_sandbox.go) once that exists.
-var sandboxInitHook = func() (int, bool) { return 0, false }
+// process (the sandbox's init) before cobra sees its arguments.
+var sandboxInitHook = sandbox.Init

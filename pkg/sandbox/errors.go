@@ -1,0 +1,101 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+)
+
+// ErrReservedEnv is returned (wrapped) when a Spec declares a variable the
+// sandbox fixes itself.
+var ErrReservedEnv = errors.New("variable is fixed by the sandbox")
+
+// InputError says that an input of the Spec (the root tree or a mount's
+// source) is missing or unusable on the host.
+type InputError struct {
+	What string // "root tree" or "mount /src/NAME"
+	Path string // the host path
+	Err  error
+}
+
+func (e *InputError) Error() string {
+	return fmt.Sprintf("sandbox %s %s: %v", e.What, e.Path, e.Err)
+}
+func (e *InputError) Unwrap() error { return e.Err }
+
+// SpecError is a Spec that cannot be run as written (a relative mount
+// target, two mounts on one path...).
+type SpecError struct {
+	Field string
+	Err   error
+}
+
+func (e *SpecError) Error() string { return fmt.Sprintf("sandbox spec %s: %v", e.Field, e.Err) }
+func (e *SpecError) Unwrap() error { return e.Err }
+
+// NamespaceError says that the kernel refused to create a namespace.
+type NamespaceError struct {
+	Namespace string // "user", "mount", "pid", "network", "uts", "ipc", "cgroup", or "" if no single one failed
+	Err       error
+}
+
+func (e *NamespaceError) Error() string {
+	name := e.Namespace
+	if name == "" {
+		name = "the set of"
+	}
+	msg := fmt.Sprintf("sandbox: the kernel refused to create %s namespace(s): %v", name, e.Err)
+	if e.Namespace == "user" || e.Namespace == "" {
+		msg += "; unprivileged user namespaces may be disabled: check the sysctls" +
+			" kernel.unprivileged_userns_clone=1 (Debian, older kernels), user.max_user_namespaces (must be > 0)" +
+			" and kernel.apparmor_restrict_unprivileged_userns=0 (Ubuntu), or run cairn as root"
+	}
+	return msg
+}
+func (e *NamespaceError) Unwrap() error { return e.Err }
+
+// SetupError is a failure of the init while it built the sandbox, before the
+// command started: Step names what it was doing, Path the path involved.
+type SetupError struct {
+	Step string
+	Path string
+	Err  error // a syscall.Errno when the failure was a system call
+}
+
+func (e *SetupError) Error() string {
+	if e.Path != "" {
+		return fmt.Sprintf("sandbox setup: %s %s: %v", e.Step, e.Path, e.Err)
+	}
+	return fmt.Sprintf("sandbox setup: %s: %v", e.Step, e.Err)
+}
+func (e *SetupError) Unwrap() error { return e.Err }
+
+// wireError is a SetupError as it crosses the report pipe.
+type wireError struct {
+	Step  string `json:"step"`
+	Path  string `json:"path,omitempty"`
+	Errno int    `json:"errno,omitempty"`
+	Msg   string `json:"msg"`
+}
+
+func toWire(err error) *wireError {
+	w := &wireError{Step: "init", Msg: err.Error()}
+	var se *SetupError
+	if errors.As(err, &se) {
+		w.Step, w.Path, w.Msg = se.Step, se.Path, se.Err.Error()
+		err = se.Err
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		w.Errno = int(errno)
+	}
+	return w
+}
+
+func (w *wireError) toError() error {
+	var err error = errors.New(w.Msg)
+	if w.Errno != 0 {
+		err = syscall.Errno(w.Errno)
+	}
+	return &SetupError{Step: w.Step, Path: w.Path, Err: err}
+}

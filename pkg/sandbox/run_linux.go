@@ -1,0 +1,226 @@
+package sandbox
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Run runs s.Args in a fresh sandbox and returns how it ended. The error is
+// non-nil only when the sandbox could not be made (an *InputError,
+// *SpecError, *NamespaceError or *SetupError) or ctx was cancelled
+// (ctx.Err(), with a partial Result); a command that fails, is killed or
+// times out is reported in Result. When Run returns, every process of the
+// sandbox is gone.
+func Run(ctx context.Context, s Spec) (Result, error) {
+	isRoot := os.Geteuid() == 0
+	c, err := s.prepare(isRoot)
+	if err != nil {
+		return Result{}, err
+	}
+	owner := owner{uid: os.Geteuid(), gid: os.Getegid()}
+	if isRoot {
+		// The command is HostID on the host: hand it the writable mounts.
+		for _, m := range c.Mounts {
+			if m.Writable {
+				if err := chownTree(m.Source, owner, ids{c.OuterUID, c.OuterGID}, true); err != nil {
+					return Result{}, &InputError{What: "mount " + m.Target, Path: m.Source, Err: err}
+				}
+			}
+		}
+		defer func() {
+			for _, m := range c.Mounts {
+				if m.Writable {
+					// Best effort: the tree may have been made unreadable by the command.
+					_ = chownTree(m.Source, owner, ids{c.OuterUID, c.OuterGID}, false)
+				}
+			}
+		}()
+	}
+	return start(ctx, &s, c)
+}
+
+func start(ctx context.Context, s *Spec, c *initConfig) (Result, error) {
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return Result{}, err
+	}
+	defer cfgR.Close()
+	repR, repW, err := os.Pipe()
+	if err != nil {
+		cfgW.Close()
+		return Result{}, err
+	}
+	defer repR.Close()
+
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/exe",
+		Args:       []string{initArg0},
+		Env:        []string{},
+		Dir:        "/",
+		ExtraFiles: []*os.File{cfgR, repW},
+		Stdin:      s.Stdin,
+		Stdout:     s.Output,
+		Stderr:     s.Output,
+		WaitDelay:  time.Second,
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: cloneFlags(c.UserNS),
+			Pdeathsig:  syscall.SIGKILL,
+			Setsid:     !s.TTY,
+		},
+	}
+	if c.UserNS {
+		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}}
+		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = false
+	}
+	var tty int = -1
+	if s.TTY {
+		tty = int(s.Stdin.(*os.File).Fd())
+		cmd.SysProcAttr.Foreground = true
+		cmd.SysProcAttr.Setpgid = true
+		cmd.SysProcAttr.Ctty = tty
+	}
+
+	// Pdeathsig fires when the creating thread exits: hold it until the
+	// init is reaped.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		cfgW.Close()
+		repW.Close()
+		return Result{}, startError(c.UserNS, err)
+	}
+	repW.Close()
+	go func() {
+		json.NewEncoder(cfgW).Encode(c)
+		cfgW.Close()
+	}()
+	reports := make(chan []report, 1)
+	go func() {
+		var rs []report
+		sc := bufio.NewScanner(repR)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			var r report
+			if json.Unmarshal(sc.Bytes(), &r) == nil {
+				rs = append(rs, r)
+			}
+		}
+		reports <- rs
+	}()
+
+	var timeout <-chan time.Time
+	if s.Timeout > 0 {
+		tm := time.NewTimer(s.Timeout)
+		defer tm.Stop()
+		timeout = tm.C
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var res Result
+	var ctxErr error
+	select {
+	case <-waited:
+	case <-timeout:
+		cmd.Process.Kill()
+		<-waited
+		res.TimedOut, res.Timeout = true, s.Timeout
+	case <-ctx.Done():
+		cmd.Process.Kill()
+		<-waited
+		ctxErr = ctx.Err()
+	}
+	res.Elapsed = time.Since(t0)
+	if tty >= 0 {
+		restoreForeground(tty)
+	}
+	rs := <-reports
+	res.ExitCode = -1
+	for _, r := range rs {
+		if r.Err != nil {
+			return res, r.Err.toError()
+		}
+		if r.Exit != nil && !res.TimedOut && ctxErr == nil {
+			res.ExitCode = *r.Exit
+			if r.Signal != 0 {
+				res.ExitCode, res.Signal = -1, syscall.Signal(r.Signal)
+			}
+		}
+	}
+	if ctxErr != nil {
+		return res, ctxErr
+	}
+	if !res.TimedOut && res.ExitCode == -1 && res.Signal == 0 {
+		// The init died without a word: killed from outside.
+		st, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		if st.Signaled() {
+			res.Signal = st.Signal()
+		}
+		return res, &SetupError{Step: "init", Err: fmt.Errorf("sandbox init ended without a status (%v)", cmd.ProcessState)}
+	}
+	return res, nil
+}
+
+func cloneFlags(userns bool) uintptr {
+	f := uintptr(syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWNET |
+		syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC | unix.CLONE_NEWCGROUP)
+	if userns {
+		f |= syscall.CLONE_NEWUSER
+	}
+	return f
+}
+
+var namespaces = []struct {
+	name string
+	flag uintptr
+}{
+	{"user", syscall.CLONE_NEWUSER}, {"mount", syscall.CLONE_NEWNS}, {"pid", syscall.CLONE_NEWPID},
+	{"network", syscall.CLONE_NEWNET}, {"uts", syscall.CLONE_NEWUTS}, {"ipc", syscall.CLONE_NEWIPC},
+	{"cgroup", unix.CLONE_NEWCGROUP},
+}
+
+// startError turns a failed clone into a NamespaceError naming the
+// namespace the kernel refused, found by trying them one at a time.
+func startError(userns bool, err error) error {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) || (errno != syscall.EPERM && errno != syscall.EINVAL && errno != syscall.ENOSPC && errno != syscall.EACCES) {
+		return fmt.Errorf("sandbox: start init: %w", err)
+	}
+	for _, ns := range namespaces {
+		if ns.flag == syscall.CLONE_NEWUSER && !userns {
+			continue
+		}
+		sys := &syscall.SysProcAttr{Cloneflags: ns.flag}
+		if userns && ns.flag != syscall.CLONE_NEWUSER {
+			sys.Cloneflags |= syscall.CLONE_NEWUSER
+		}
+		p := exec.Command("/proc/self/exe")
+		p.Args = []string{probeArg0}
+		p.Env = []string{}
+		p.SysProcAttr = sys
+		if perr := p.Run(); perr != nil {
+			return &NamespaceError{Namespace: ns.name, Err: err}
+		}
+	}
+	return &NamespaceError{Err: err}
+}
+
+// restoreForeground gives the terminal back to cairn's process group.
+func restoreForeground(fd int) {
+	signal.Ignore(syscall.SIGTTOU)
+	defer signal.Reset(syscall.SIGTTOU)
+	unix.IoctlSetPointerInt(fd, unix.TIOCSPGRP, unix.Getpgrp())
+}
+
