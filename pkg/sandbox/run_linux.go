@@ -223,4 +223,3 @@ func restoreForeground(fd int) {
 	defer signal.Reset(syscall.SIGTTOU)
 	unix.IoctlSetPointerInt(fd, unix.TIOCSPGRP, unix.Getpgrp())
 }
-
