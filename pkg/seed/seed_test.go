@@ -185,4 +185,3 @@ exec chroot "$root" /usr/bin/env -i PATH=/usr/bin /bin/sh -c '
 		}
 	})
 }
-
