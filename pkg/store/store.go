@@ -1,0 +1,524 @@
+// Package store is cairn's content-addressed store: release archives and
+// .debs kept as blobs by sha256, sources kept as immutable unpacked trees by
+// their cairn tree digest.
+//
+// Layout under the store directory:
+//
+//	blobs/sha256/HEX     a file whose sha256 is HEX
+//	trees/sha256/HEX/    a read-only tree whose cairn tree digest is sha256:HEX
+//	state/NAME/          private state of a transport (the Debian apt state)
+//	tmp/                 work in progress; emptied by the next Open that finds no live user
+//	locks/               flock files: one per key, and store.lock
+//	outputs/             reserved for build outputs keyed by action key (not yet written)
+//
+// Nothing appears under blobs/ or trees/ except by rename from tmp/ after its
+// digest was checked: a blob is hashed while it is written, a tree is hashed
+// after its filler wrote it, and a mismatch keeps nothing. Before the rename
+// the new content is synced (fsync for a blob, syncfs for a tree) and after it
+// the parent directory is synced, so a crash leaves either the old state or
+// the complete entry, never a torn one.
+//
+// Several cairn processes may share one store. Every Store holds a shared
+// flock on locks/store.lock for its lifetime; Open first tries to take it
+// exclusively and, if no one else holds it, removes whatever a crashed run
+// left in tmp/. Adding a key takes an exclusive flock on locks/KIND-HEX.lock,
+// and the loser of a race re-checks the store once it holds the lock, so the
+// same content is written once and two writers never collide. Reads are
+// checked: OpenBlob re-hashes as it is read and fails at EOF on a mismatch,
+// VerifyTree recomputes a tree's digest.
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cairn-build/cairn/pkg/digest"
+)
+
+// DigestMismatchError is returned when content does not hash to what was
+// asked for. Nothing of it is kept.
+type DigestMismatchError struct {
+	What string // what was hashed: "blob", "tree", or a caller's description
+	Want string
+	Got  string
+}
+
+func (e *DigestMismatchError) Error() string {
+	return fmt.Sprintf("%s digest mismatch: want %s, got %s", e.What, e.Want, e.Got)
+}
+
+// ErrNotFound is returned for a key the store does not hold.
+var ErrNotFound = errors.New("not in the store")
+
+// Store is an open store. Close releases its shared lock.
+type Store struct {
+	dir  string
+	lock *os.File
+}
+
+var (
+	hex64    = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	treeForm = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+)
+
+// Open opens (creating if need be) the store at dir and removes what an
+// earlier, dead run left in tmp/ when no other process is using the store.
+func Open(dir string) (*Store, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", dir, err)
+	}
+	for _, d := range []string{"blobs/sha256", "trees/sha256", "state", "tmp", "locks"} {
+		if err := os.MkdirAll(filepath.Join(abs, d), 0o755); err != nil {
+			return nil, fmt.Errorf("store %s: %w", dir, err)
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(abs, "locks", "store.lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", dir, err)
+	}
+	s := &Store{dir: abs, lock: f}
+	// Exclusive only if no live process holds the store: then tmp/ holds
+	// nothing but the remains of killed runs. flock converts the lock to
+	// shared without a window in which another Open could clean.
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == nil {
+		if err := s.cleanTmp(); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("store %s: lock: %w", dir, err)
+	}
+	return s, nil
+}
+
+// Close releases the store.
+func (s *Store) Close() error {
+	if s.lock == nil {
+		return nil
+	}
+	err := s.lock.Close()
+	s.lock = nil
+	return err
+}
+
+// Dir returns the store's absolute directory.
+func (s *Store) Dir() string { return s.dir }
+
+func (s *Store) cleanTmp() error {
+	tmp := filepath.Join(s.dir, "tmp")
+	ents, err := os.ReadDir(tmp)
+	if err != nil {
+		return fmt.Errorf("store %s: %w", s.dir, err)
+	}
+	for _, e := range ents {
+		if err := removeAll(filepath.Join(tmp, e.Name())); err != nil {
+			return fmt.Errorf("store %s: clean tmp: %w", s.dir, err)
+		}
+	}
+	return nil
+}
+
+// removeAll removes p even where a tree was made read-only.
+func removeAll(p string) error {
+	if err := os.RemoveAll(p); err == nil {
+		return nil
+	}
+	filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(q, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(p)
+}
+
+// TempDir makes a fresh directory under tmp/, on the store's filesystem so
+// that what is made there can be renamed into place. The caller removes it
+// with the returned func; if the process dies, a later Open does.
+func (s *Store) TempDir(prefix string) (string, func(), error) {
+	d, err := os.MkdirTemp(filepath.Join(s.dir, "tmp"), prefix+"-")
+	if err != nil {
+		return "", nil, fmt.Errorf("store %s: %w", s.dir, err)
+	}
+	return d, func() { removeAll(d) }, nil
+}
+
+// StateDir returns (creating) state/NAME, where a transport may keep state
+// between runs (the Debian transport's private apt state).
+func (s *Store) StateDir(name string) (string, error) {
+	if name == "" || strings.ContainsAny(name, "/\\") || name == "." || name == ".." {
+		return "", fmt.Errorf("store: bad state name %q", name)
+	}
+	d := filepath.Join(s.dir, "state", name)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		return "", fmt.Errorf("store %s: %w", s.dir, err)
+	}
+	return d, nil
+}
+
+// Lock takes an exclusive lock named name (a key such as "tree-HEX"),
+// waiting until it is free or ctx is done.
+func (s *Store) Lock(ctx context.Context, name string) (unlock func(), err error) {
+	if name == "" || strings.ContainsAny(name, "/\\") || strings.HasPrefix(name, ".") {
+		return nil, fmt.Errorf("store: bad lock name %q", name)
+	}
+	f, err := os.OpenFile(filepath.Join(s.dir, "locks", name+".lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", s.dir, err)
+	}
+	// flock has no timeout; poll with LOCK_NB so that ctx can stop the wait.
+	wait := 0
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("store %s: lock %s: %w", s.dir, name, err)
+		}
+		if wait < 50 {
+			wait += 5
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-after(wait):
+		}
+	}
+}
+
+func hexOf(treeDigest string) (string, error) {
+	if !treeForm.MatchString(treeDigest) {
+		return "", fmt.Errorf("store: tree digest %q: want sha256:HEX", treeDigest)
+	}
+	return strings.TrimPrefix(treeDigest, "sha256:"), nil
+}
+
+// TreePath returns where the tree with digest d lives (or would live).
+func (s *Store) TreePath(d string) string {
+	return filepath.Join(s.dir, "trees", "sha256", strings.TrimPrefix(d, "sha256:"))
+}
+
+// Tree returns the path of the tree with digest d ("sha256:HEX") if the
+// store holds it.
+func (s *Store) Tree(d string) (string, bool) {
+	if _, err := hexOf(d); err != nil {
+		return "", false
+	}
+	p := s.TreePath(d)
+	fi, err := os.Lstat(p)
+	if err != nil || !fi.IsDir() {
+		return "", false
+	}
+	return p, true
+}
+
+// VerifyTree recomputes the digest of the stored tree d.
+func (s *Store) VerifyTree(ctx context.Context, d string) error {
+	p, ok := s.Tree(d)
+	if !ok {
+		return fmt.Errorf("tree %s: %w", d, ErrNotFound)
+	}
+	m, err := digest.FromDir(ctx, p)
+	if err != nil {
+		return fmt.Errorf("tree %s: %w", d, err)
+	}
+	if got := m.TreeDigest(); got != d {
+		return &DigestMismatchError{What: "stored tree " + p, Want: d, Got: got}
+	}
+	return nil
+}
+
+// AddTree stores the tree that fill writes into the (empty, existing)
+// directory it is given, if that tree's digest is want; otherwise it keeps
+// nothing and returns a *DigestMismatchError. If the store already holds
+// want, fill is not called.
+func (s *Store) AddTree(ctx context.Context, want string, fill func(dir string) error) (string, error) {
+	h, err := hexOf(want)
+	if err != nil {
+		return "", err
+	}
+	if p, ok := s.Tree(want); ok {
+		return p, nil
+	}
+	unlock, err := s.Lock(ctx, "tree-"+h)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if p, ok := s.Tree(want); ok { // another process won the race
+		return p, nil
+	}
+	tmp, done, err := s.TempDir("tree-" + h[:12])
+	if err != nil {
+		return "", err
+	}
+	defer done()
+	dir := filepath.Join(tmp, "t")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", err
+	}
+	if err := fill(dir); err != nil {
+		return "", err
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	m, err := digest.FromDir(ctx, dir)
+	if err != nil {
+		return "", err
+	}
+	if got := m.TreeDigest(); got != want {
+		return "", &DigestMismatchError{What: "tree", Want: want, Got: got}
+	}
+	if err := makeReadOnly(dir); err != nil {
+		return "", err
+	}
+	if err := syncfs(dir); err != nil {
+		return "", err
+	}
+	final := s.TreePath(want)
+	if err := os.Rename(dir, final); err != nil {
+		return "", fmt.Errorf("store %s: %w", s.dir, err)
+	}
+	if err := os.Chmod(final, 0o555); err != nil {
+		return "", err
+	}
+	if err := syncDir(filepath.Dir(final)); err != nil {
+		return "", err
+	}
+	return final, nil
+}
+
+// makeReadOnly drops the write bits of everything under dir, so that a
+// stored tree is not changed by accident (root can still, deliberately).
+func makeReadOnly(dir string) error {
+	var dirs []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			dirs = append(dirs, p)
+		case d.Type().IsRegular():
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			return os.Chmod(p, fi.Mode().Perm()&^0o222)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Directories last, deepest first, so that the walk could still write;
+	// the top one (dirs[0]) only after its rename, which needs write access
+	// to it to update its "..".
+	for i := len(dirs) - 1; i >= 1; i-- {
+		if err := os.Chmod(dirs[i], 0o555); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func syncfs(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return fmt.Errorf("syncfs %s: %w", p, err)
+	}
+	return nil
+}
+
+func syncDir(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", p, err)
+	}
+	return nil
+}
+
+// BlobPath returns where the blob with sha256 hex sum lives (or would live).
+func (s *Store) BlobPath(sum string) string {
+	return filepath.Join(s.dir, "blobs", "sha256", sum)
+}
+
+// Blob returns the path of the blob whose sha256 is sum (hex) if the store
+// holds it. Its content is checked by OpenBlob or VerifyBlob, not here.
+func (s *Store) Blob(sum string) (string, bool) {
+	if !hex64.MatchString(sum) {
+		return "", false
+	}
+	p := s.BlobPath(sum)
+	fi, err := os.Lstat(p)
+	if err != nil || !fi.Mode().IsRegular() {
+		return "", false
+	}
+	return p, true
+}
+
+// OpenBlob opens the blob sum for reading. The reader re-hashes what it
+// reads and, at EOF, returns a *DigestMismatchError instead of io.EOF if the
+// stored bytes were changed.
+func (s *Store) OpenBlob(sum string) (io.ReadCloser, int64, error) {
+	p, ok := s.Blob(sum)
+	if !ok {
+		return nil, 0, fmt.Errorf("blob sha256:%s: %w", sum, ErrNotFound)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, 0, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return &checkedReader{f: f, h: sha256.New(), want: sum, what: "stored blob " + p}, fi.Size(), nil
+}
+
+// VerifyBlob re-hashes the stored blob sum.
+func (s *Store) VerifyBlob(sum string) error {
+	r, _, err := s.OpenBlob(sum)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	_, err = io.Copy(io.Discard, r)
+	return err
+}
+
+type checkedReader struct {
+	f    *os.File
+	h    hash.Hash
+	want string
+	what string
+}
+
+func (c *checkedReader) Read(p []byte) (int, error) {
+	n, err := c.f.Read(p)
+	c.h.Write(p[:n])
+	if err == io.EOF {
+		if got := hex.EncodeToString(c.h.Sum(nil)); got != c.want {
+			return n, &DigestMismatchError{What: c.what, Want: "sha256:" + c.want, Got: "sha256:" + got}
+		}
+	}
+	return n, err
+}
+
+func (c *checkedReader) Close() error { return c.f.Close() }
+
+// AddBlob stores what r yields if its sha256 is want (hex); otherwise it
+// keeps nothing and returns a *DigestMismatchError.
+func (s *Store) AddBlob(ctx context.Context, want string, r io.Reader) (string, error) {
+	if !hex64.MatchString(want) {
+		return "", fmt.Errorf("store: blob sha256 %q: want 64 lowercase hex digits", want)
+	}
+	if p, ok := s.Blob(want); ok {
+		return p, nil
+	}
+	unlock, err := s.Lock(ctx, "blob-"+want)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if p, ok := s.Blob(want); ok {
+		return p, nil
+	}
+	f, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "blob-"+want[:12]+"-")
+	if err != nil {
+		return "", fmt.Errorf("store %s: %w", s.dir, err)
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, r}); err != nil {
+		return "", err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+		return "", &DigestMismatchError{What: "blob", Want: "sha256:" + want, Got: "sha256:" + got}
+	}
+	if err := f.Chmod(0o444); err != nil {
+		return "", err
+	}
+	if err := f.Sync(); err != nil {
+		return "", fmt.Errorf("store %s: fsync: %w", s.dir, err)
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	final := s.BlobPath(want)
+	if err := os.Rename(f.Name(), final); err != nil {
+		return "", fmt.Errorf("store %s: %w", s.dir, err)
+	}
+	keep = true
+	if err := syncDir(filepath.Dir(final)); err != nil {
+		return "", err
+	}
+	return final, nil
+}
+
+// ctxReader stops a long copy when ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// RemoveTree takes the tree d out of the store (a tree that failed
+// verification). It is renamed into tmp/ first, so that no reader ever sees
+// it half removed.
+func (s *Store) RemoveTree(d string) error {
+	p, ok := s.Tree(d)
+	if !ok {
+		return nil
+	}
+	tmp, done, err := s.TempDir("evict")
+	if err != nil {
+		return err
+	}
+	defer done()
+	os.Chmod(p, 0o755)
+	if err := os.Rename(p, filepath.Join(tmp, "t")); err != nil {
+		return fmt.Errorf("store %s: %w", s.dir, err)
+	}
+	return syncDir(filepath.Dir(p))
+}
