@@ -21,6 +21,7 @@
 package deb
 
 import (
+	"bufio"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -106,7 +107,9 @@ func Data(r io.Reader) (io.ReadCloser, Compression, error) {
 			if !ok {
 				return nil, "", &FormatError{Offset: ar.off - arHeaderSize, Member: h.Name, Msg: "unknown data compression"}
 			}
-			rc, err := decompress(ar, c)
+			// The xz decoder reads its input a byte at a time; a buffer
+			// here keeps that off the ar reader's bookkeeping.
+			rc, err := decompress(bufio.NewReaderSize(ar, 64<<10), c)
 			if err != nil {
 				return nil, c, fmt.Errorf("member %q: %w", h.Name, err)
 			}
