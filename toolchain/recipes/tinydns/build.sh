@@ -1,0 +1,17 @@
+# tinydns, tinydns-data -> /out/bin, static, stripped.
+cp -R /src/djbdns/. .
+for p in /recipe/*.patch; do
+	patch -p1 --no-backup-if-mismatch <"$p"
+done
+
+# conf-* hold the compile and link commands on their first line.
+echo '/deps/musl/bin/musl-gcc -O2 -Wimplicit -Wunused -Wcomment -Wchar-subscripts -Wuninitialized -Wshadow -Wcast-qual -Wcast-align -Wwrite-strings' >conf-cc
+echo '/deps/musl/bin/musl-gcc -s -static' >conf-ld
+# systype is made from uname (kernel release and version); pin it so the
+# build machine's kernel cannot steer the build.
+echo 'linux-cairn-:x86-cpuid-:-:x86_64-:' >systype
+
+make -j"$CAIRN_JOBS" tinydns tinydns-data
+mkdir -p /out/bin
+cp tinydns tinydns-data /out/bin/
+chmod 0755 /out/bin/tinydns /out/bin/tinydns-data
