@@ -15,6 +15,7 @@ import (
 const (
 	maxNameLen      = 4096
 	maxComponentLen = 255
+	maxTrailer      = 1 << 20
 )
 
 // Defaults for the size and count limits.
@@ -173,6 +174,12 @@ func walk(ctx context.Context, r io.Reader, c *config, fn func(e *Entry, content
 			if !tail.endsWithZeros() {
 				return st, &EntryError{Archive: c.name, Entry: last, Reason: ErrCorrupt,
 					Err: errors.New("no end-of-archive marker: truncated")}
+			}
+			// Read what follows the end marker (tar's record padding) so the
+			// decompressor checks its trailer: a cut gzip or xz stream
+			// ends after the tar does. Bounded: what follows is not content.
+			if _, err := io.CopyN(io.Discard, tail, maxTrailer); err != nil && err != io.EOF {
+				return st, &EntryError{Archive: c.name, Entry: last, Reason: ErrCorrupt, Err: err}
 			}
 			return st, nil
 		}
