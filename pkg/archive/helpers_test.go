@@ -23,9 +23,13 @@ type member struct {
 	pax      map[string]string // PAX records
 }
 
-func reg(name, body string) member { return member{name: name, typ: tar.TypeReg, mode: 0o644, body: body} }
-func exe(name, body string) member { return member{name: name, typ: tar.TypeReg, mode: 0o755, body: body} }
-func dir(name string) member       { return member{name: name, typ: tar.TypeDir, mode: 0o755} }
+func reg(name, body string) member {
+	return member{name: name, typ: tar.TypeReg, mode: 0o644, body: body}
+}
+func exe(name, body string) member {
+	return member{name: name, typ: tar.TypeReg, mode: 0o755, body: body}
+}
+func dir(name string) member { return member{name: name, typ: tar.TypeDir, mode: 0o755} }
 func symlink(name, target string) member {
 	return member{name: name, typ: tar.TypeSymlink, mode: 0o777, linkname: target}
 }
