@@ -81,7 +81,7 @@ func DebianOrigNames(src stack.Source) []string {
 // sha256, by name), then its git repository by URL path.
 func (f *Fetcher) fromMirror(ctx context.Context, src stack.Source) (string, error) {
 	if len(f.mirrors) == 0 {
-		return "", ErrNotConfigured
+		return "", fmt.Errorf("no mirror directory given: %w", ErrNotConfigured)
 	}
 	var errs []error
 	for _, m := range f.mirrors {
