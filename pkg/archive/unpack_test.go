@@ -94,6 +94,7 @@ func TestUnpackRefuses(t *testing.T) {
 		{"name over 4096 bytes", makeTar(t, reg(strings.Repeat("d/", 2048)+"x", "x")), nil, ErrNameTooLong, strings.Repeat("d/", 2048) + "x"},
 		{"component over 255 bytes", makeTar(t, reg(strings.Repeat("n", 256), "x")), nil, ErrNameTooLong, strings.Repeat("n", 256)},
 		{"decompression bomb", bomb(t, 64<<20), []Option{MaxBytes(1 << 20)}, ErrTooLarge, "zeros"},
+		{"bomb in a stripped member", makeTar(t, reg("top", strings.Repeat("z", 100)), reg("top2/f", "x")), []Option{Strip(1), MaxBytes(50)}, ErrTooLarge, "top"},
 		{"total size over limit", makeTar(t, reg("a", "12345"), reg("b", "67890")), []Option{MaxBytes(8)}, ErrTooLarge, "b"},
 		{"too many entries", makeTar(t, reg("a", ""), reg("b", ""), reg("c", ""), reg("d", "")), []Option{MaxEntries(3)}, ErrTooManyEntries, "d"},
 		{"truncated inside a file", benign[:2048+100], nil, ErrCorrupt, "d/g"},

@@ -129,6 +129,8 @@ type Stats struct {
 	Hardlinks   int
 	Bytes       int64 // total size of regular files
 	Read        int64 // bytes read from the input
+
+	skipped int64 // content of members Strip removed, read past all the same
 }
 
 // Walk reads the archive r (compression detected by Open), validates every
@@ -259,6 +261,14 @@ func check(hdr *tar.Header, c *config, state treeState, st *Stats) (e *Entry, sk
 	}
 	name, ok := stripName(name, c.strip)
 	if !ok {
+		// A skipped member's content is still decompressed and read
+		// past: it counts against the limit, or a bomb could hide there.
+		if t == TypeFile && hdr.Size > 0 {
+			if st.Bytes+st.skipped+hdr.Size > c.maxBytes || hdr.Size < 0 {
+				return nil, false, ErrTooLarge, fmt.Errorf("limit %d bytes", c.maxBytes)
+			}
+			st.skipped += hdr.Size
+		}
 		return nil, true, nil, nil
 	}
 	if c.mapName != nil {
@@ -277,7 +287,7 @@ func check(hdr *tar.Header, c *config, state treeState, st *Stats) (e *Entry, sk
 			return nil, false, ErrCorrupt, fmt.Errorf("size %d", hdr.Size)
 		}
 		e.Size = hdr.Size
-		if st.Bytes+hdr.Size > c.maxBytes || st.Bytes+hdr.Size < st.Bytes {
+		if st.Bytes+st.skipped+hdr.Size > c.maxBytes || st.Bytes+hdr.Size < st.Bytes {
 			return nil, false, ErrTooLarge, fmt.Errorf("limit %d bytes", c.maxBytes)
 		}
 	case TypeSymlink:
