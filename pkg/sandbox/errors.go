@@ -3,7 +3,6 @@ package sandbox
 import (
 	"errors"
 	"fmt"
-	"syscall"
 )
 
 // ErrReservedEnv is returned (wrapped) when a Spec declares a variable the
@@ -69,33 +68,3 @@ func (e *SetupError) Error() string {
 	return fmt.Sprintf("sandbox setup: %s: %v", e.Step, e.Err)
 }
 func (e *SetupError) Unwrap() error { return e.Err }
-
-// wireError is a SetupError as it crosses the report pipe.
-type wireError struct {
-	Step  string `json:"step"`
-	Path  string `json:"path,omitempty"`
-	Errno int    `json:"errno,omitempty"`
-	Msg   string `json:"msg"`
-}
-
-func toWire(err error) *wireError {
-	w := &wireError{Step: "init", Msg: err.Error()}
-	var se *SetupError
-	if errors.As(err, &se) {
-		w.Step, w.Path, w.Msg = se.Step, se.Path, se.Err.Error()
-		err = se.Err
-	}
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		w.Errno = int(errno)
-	}
-	return w
-}
-
-func (w *wireError) toError() error {
-	var err error = errors.New(w.Msg)
-	if w.Errno != 0 {
-		err = syscall.Errno(w.Errno)
-	}
-	return &SetupError{Step: w.Step, Path: w.Path, Err: err}
-}

@@ -1,11 +1,10 @@
 package sandbox
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -13,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cairn-build/cairn/pkg/sandbox/internal/boot"
 	"golang.org/x/sys/unix"
 )
 
@@ -50,7 +50,7 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 	return start(ctx, &s, c)
 }
 
-func start(ctx context.Context, s *Spec, c *initConfig) (Result, error) {
+func start(ctx context.Context, s *Spec, c *boot.Config) (Result, error) {
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
 		return Result{}, err
@@ -65,7 +65,7 @@ func start(ctx context.Context, s *Spec, c *initConfig) (Result, error) {
 
 	cmd := &exec.Cmd{
 		Path:       "/proc/self/exe",
-		Args:       []string{initArg0},
+		Args:       []string{boot.InitArg0},
 		Env:        []string{},
 		Dir:        "/",
 		ExtraFiles: []*os.File{cfgR, repW},
@@ -87,9 +87,9 @@ func start(ctx context.Context, s *Spec, c *initConfig) (Result, error) {
 	var tty int = -1
 	if s.TTY {
 		tty = int(s.Stdin.(*os.File).Fd())
-		cmd.SysProcAttr.Foreground = true
+		// The init stays in the session but in a group of its own; it
+		// hands the terminal's foreground to the command.
 		cmd.SysProcAttr.Setpgid = true
-		cmd.SysProcAttr.Ctty = tty
 	}
 
 	// Pdeathsig fires when the creating thread exits: hold it until the
@@ -104,21 +104,13 @@ func start(ctx context.Context, s *Spec, c *initConfig) (Result, error) {
 	}
 	repW.Close()
 	go func() {
-		json.NewEncoder(cfgW).Encode(c)
+		cfgW.Write(c.Encode())
 		cfgW.Close()
 	}()
-	reports := make(chan []report, 1)
+	reports := make(chan []boot.Report, 1)
 	go func() {
-		var rs []report
-		sc := bufio.NewScanner(repR)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			var r report
-			if json.Unmarshal(sc.Bytes(), &r) == nil {
-				rs = append(rs, r)
-			}
-		}
-		reports <- rs
+		data, _ := io.ReadAll(io.LimitReader(repR, 1<<20))
+		reports <- boot.DecodeReports(data)
 	}()
 
 	var timeout <-chan time.Time
@@ -149,11 +141,15 @@ func start(ctx context.Context, s *Spec, c *initConfig) (Result, error) {
 	rs := <-reports
 	res.ExitCode = -1
 	for _, r := range rs {
-		if r.Err != nil {
-			return res, r.Err.toError()
+		if r.Failed {
+			var err error = errors.New(r.Msg)
+			if r.Errno != 0 {
+				err = r.Errno
+			}
+			return res, &SetupError{Step: r.Step, Path: r.Path, Err: err}
 		}
-		if r.Exit != nil && !res.TimedOut && ctxErr == nil {
-			res.ExitCode = *r.Exit
+		if !res.TimedOut && ctxErr == nil {
+			res.ExitCode = r.Exit
 			if r.Signal != 0 {
 				res.ExitCode, res.Signal = -1, syscall.Signal(r.Signal)
 			}
@@ -175,7 +171,7 @@ func start(ctx context.Context, s *Spec, c *initConfig) (Result, error) {
 
 func cloneFlags(userns bool) uintptr {
 	f := uintptr(syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWNET |
-		syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC | unix.CLONE_NEWCGROUP)
+		syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC | boot.CloneNewCgroup)
 	if userns {
 		f |= syscall.CLONE_NEWUSER
 	}
@@ -188,7 +184,7 @@ var namespaces = []struct {
 }{
 	{"user", syscall.CLONE_NEWUSER}, {"mount", syscall.CLONE_NEWNS}, {"pid", syscall.CLONE_NEWPID},
 	{"network", syscall.CLONE_NEWNET}, {"uts", syscall.CLONE_NEWUTS}, {"ipc", syscall.CLONE_NEWIPC},
-	{"cgroup", unix.CLONE_NEWCGROUP},
+	{"cgroup", boot.CloneNewCgroup},
 }
 
 // startError turns a failed clone into a NamespaceError naming the
@@ -207,7 +203,7 @@ func startError(userns bool, err error) error {
 			sys.Cloneflags |= syscall.CLONE_NEWUSER
 		}
 		p := exec.Command("/proc/self/exe")
-		p.Args = []string{probeArg0}
+		p.Args = []string{boot.ProbeArg0}
 		p.Env = []string{}
 		p.SysProcAttr = sys
 		if perr := p.Run(); perr != nil {

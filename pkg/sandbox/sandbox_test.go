@@ -24,7 +24,9 @@ import (
 func TestMain(m *testing.M) {
 	// The test binary is its own sandbox init, as cairn is.
 	if code, ok := sandbox.Init(); ok {
-		os.Exit(code)
+		// syscall.Exit, not os.Exit: a -race binary sleeps a second in
+		// os.Exit(0) (GORACE atexit_sleep_ms), and the init is this binary.
+		syscall.Exit(code)
 	}
 	os.Exit(m.Run())
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/cairn-build/cairn/pkg/sandbox/internal/boot"
 )
 
 // SpecVersion names the sandbox's behaviour. The build puts it into every
@@ -153,7 +155,7 @@ func checkTarget(field, t string) error {
 }
 
 // prepare validates s and resolves it into the init's configuration.
-func (s *Spec) prepare(root bool) (*initConfig, error) {
+func (s *Spec) prepare(root bool) (*boot.Config, error) {
 	if len(s.Args) == 0 || s.Args[0] == "" {
 		return nil, &SpecError{Field: "Args", Err: errors.New("no command")}
 	}
@@ -169,9 +171,10 @@ func (s *Spec) prepare(root bool) (*initConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &initConfig{
+	c := &boot.Config{
 		Args: s.Args, Env: env, Dir: s.Dir, Hostname: s.Hostname, Domainname: s.Domainname,
-		Limits: s.Limits, TTY: s.TTY, UserNS: !root,
+		NoFile: s.Limits.NoFile, NProc: s.Limits.NProc, TmpSize: s.Limits.TmpSize, ShmSize: s.Limits.ShmSize,
+		TTY: s.TTY, UserNS: !root, BuildUID: BuildUID, BuildGID: BuildGID,
 	}
 	if c.Dir == "" {
 		c.Dir = DefaultDir
@@ -185,17 +188,17 @@ func (s *Spec) prepare(root bool) (*initConfig, error) {
 	if c.Domainname == "" {
 		c.Domainname = "(none)"
 	}
-	if c.Limits.NoFile == 0 {
-		c.Limits.NoFile = 4096
+	if c.NoFile == 0 {
+		c.NoFile = 4096
 	}
-	if c.Limits.NProc == 0 {
-		c.Limits.NProc = 1024
+	if c.NProc == 0 {
+		c.NProc = 1024
 	}
-	if c.Limits.TmpSize == 0 {
-		c.Limits.TmpSize = 2 << 30
+	if c.TmpSize == 0 {
+		c.TmpSize = 2 << 30
 	}
-	if c.Limits.ShmSize == 0 {
-		c.Limits.ShmSize = 64 << 20
+	if c.ShmSize == 0 {
+		c.ShmSize = 64 << 20
 	}
 	if root {
 		id := s.HostID
@@ -247,7 +250,7 @@ func (s *Spec) prepare(root bool) (*initConfig, error) {
 		if err != nil {
 			return nil, &InputError{What: "mount " + m.Target, Path: m.Source, Err: err}
 		}
-		c.Mounts = append(c.Mounts, initMount{Target: m.Target, Source: src, Writable: m.Writable, Dir: fi.IsDir()})
+		c.Mounts = append(c.Mounts, boot.Mount{Target: m.Target, Source: src, Writable: m.Writable, Dir: fi.IsDir()})
 	}
 	return c, nil
 }
@@ -269,27 +272,4 @@ func resolveDir(p string) (string, error) {
 		return "", errors.New("not a directory")
 	}
 	return a, nil
-}
-
-// initConfig is what the init receives, as JSON on fd 3.
-type initConfig struct {
-	Root       string      `json:"root"`
-	Mounts     []initMount `json:"mounts"`
-	Args       []string    `json:"args"`
-	Env        []string    `json:"env"`
-	Dir        string      `json:"dir"`
-	Hostname   string      `json:"hostname"`
-	Domainname string      `json:"domainname"`
-	Limits     Limits      `json:"limits"`
-	TTY        bool        `json:"tty"`
-	UserNS     bool        `json:"userns"`    // the init is in a user namespace of its own
-	OuterUID   int         `json:"outer_uid"` // id in the init's namespace that uid 1000 maps to
-	OuterGID   int         `json:"outer_gid"`
-}
-
-type initMount struct {
-	Target   string `json:"target"`
-	Source   string `json:"source"`
-	Writable bool   `json:"writable"`
-	Dir      bool   `json:"dir"`
 }
