@@ -36,8 +36,13 @@ func newLineIndex(data []byte) lineIndex {
 			li.entries = append(li.entries, lineEntry{table: table, index: index, line: n})
 		case strings.HasPrefix(l, "["):
 			name := strings.TrimSpace(strings.Trim(strings.SplitN(l, "]", 2)[0], "[ "))
-			table, index = name, 0
-			li.entries = append(li.entries, lineEntry{table: table, index: 0, line: n})
+			// [image.modes] belongs to the latest [[image]].
+			index = 0
+			if parent, _, ok := strings.Cut(name, "."); ok && counts[parent] > 0 {
+				index = counts[parent] - 1
+			}
+			table = name
+			li.entries = append(li.entries, lineEntry{table: table, index: index, line: n})
 		default:
 			k, _, ok := strings.Cut(l, "=")
 			if !ok || strings.HasPrefix(l, "#") {

@@ -16,12 +16,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
@@ -121,7 +123,20 @@ type Image struct {
 	Env        []string
 	WorkingDir string
 	Ports      []string
-	Line       int
+	// Modes sets the mode of paths of the root explicitly (the rootfs
+	// writer otherwise normalises every mode): "tmp" = 0o1777.
+	Modes map[string]fs.FileMode
+	Line  int
+}
+
+// ModeList returns Modes sorted by path, for keys and for the writer.
+func (img Image) ModeList() []string {
+	out := make([]string, 0, len(img.Modes))
+	for p, m := range img.Modes {
+		out = append(out, fmt.Sprintf("%s %s", p, m))
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Error is a problem in a definition, located.
@@ -186,14 +201,15 @@ type fileSource struct {
 }
 
 type fileImage struct {
-	Name       string   `toml:"name"`
-	Recipe     string   `toml:"recipe"`
-	Entrypoint []string `toml:"entrypoint"`
-	Cmd        []string `toml:"cmd"`
-	User       string   `toml:"user"`
-	Env        []string `toml:"env"`
-	WorkingDir string   `toml:"working_dir"`
-	Ports      []string `toml:"ports"`
+	Name       string            `toml:"name"`
+	Recipe     string            `toml:"recipe"`
+	Entrypoint []string          `toml:"entrypoint"`
+	Cmd        []string          `toml:"cmd"`
+	User       string            `toml:"user"`
+	Env        []string          `toml:"env"`
+	WorkingDir string            `toml:"working_dir"`
+	Ports      []string          `toml:"ports"`
+	Modes      map[string]string `toml:"modes"`
 }
 
 type fileRecipe struct {
@@ -218,39 +234,39 @@ func Load(file string) (*Stack, error) {
 // Parse validates data as the stack definition read from file. Recipes are
 // read from disk, relative to file's directory.
 func Parse(file string, data []byte) (*Stack, error) {
-	var fs fileStack
-	if err := decodeStrict(file, data, &fs); err != nil {
+	var doc fileStack
+	if err := decodeStrict(file, data, &doc); err != nil {
 		return nil, err
 	}
 	v := &validator{file: file, lines: newLineIndex(data)}
-	st := &Stack{File: file, Dir: filepath.Dir(file), Name: fs.Name}
+	st := &Stack{File: file, Dir: filepath.Dir(file), Name: doc.Name}
 
-	if fs.Name == "" {
+	if doc.Name == "" {
 		v.fail(v.lines.key("", 0, "name"), "name", "missing")
 	} else {
-		v.name("name", fs.Name, v.lines.key("", 0, "name"))
+		v.name("name", doc.Name, v.lines.key("", 0, "name"))
 	}
-	if fs.SourceDateEpoch == nil {
+	if doc.SourceDateEpoch == nil {
 		v.fail(0, "source_date_epoch", "missing: every output's timestamps come from it")
-	} else if *fs.SourceDateEpoch < 0 {
+	} else if *doc.SourceDateEpoch < 0 {
 		v.fail(v.lines.key("", 0, "source_date_epoch"), "source_date_epoch", "must not be negative")
 	} else {
-		st.SourceDateEpoch = *fs.SourceDateEpoch
+		st.SourceDateEpoch = *doc.SourceDateEpoch
 	}
 	st.Transports = DefaultTransports
-	if fs.Transports != nil {
-		st.Transports = fs.Transports
-		v.transports("transports", fs.Transports, v.lines.key("", 0, "transports"))
+	if doc.Transports != nil {
+		st.Transports = doc.Transports
+		v.transports("transports", doc.Transports, v.lines.key("", 0, "transports"))
 	}
 
-	if fs.Seed == nil || fs.Seed.Lock == "" {
+	if doc.Seed == nil || doc.Seed.Lock == "" {
 		v.fail(v.lines.table("seed", 0), "seed.lock", "missing")
 	} else {
-		st.Seed.Lock = v.relPath("seed.lock", fs.Seed.Lock, v.lines.key("seed", 0, "lock"), st.Dir)
+		st.Seed.Lock = v.relPath("seed.lock", doc.Seed.Lock, v.lines.key("seed", 0, "lock"), st.Dir)
 	}
 
 	seen := map[string]bool{}
-	for i, fsrc := range fs.Source {
+	for i, fsrc := range doc.Source {
 		src := v.source(i, fsrc)
 		if src.Name != "" && seen[src.Name] {
 			v.fail(src.Line, "source.name", fmt.Sprintf("source %q defined twice", src.Name))
@@ -260,7 +276,7 @@ func Parse(file string, data []byte) (*Stack, error) {
 	}
 	sort.Slice(st.Sources, func(i, j int) bool { return st.Sources[i].Name < st.Sources[j].Name })
 
-	for i, rdir := range fs.Recipes {
+	for i, rdir := range doc.Recipes {
 		key := fmt.Sprintf("recipes[%d]", i)
 		line := v.lines.key("", 0, "recipes")
 		dir := v.relPath(key, rdir, line, st.Dir)
@@ -277,7 +293,7 @@ func Parse(file string, data []byte) (*Stack, error) {
 	sort.Slice(st.Recipes, func(i, j int) bool { return st.Recipes[i].Name < st.Recipes[j].Name })
 	v.crossCheck(st)
 
-	for i, fi := range fs.Image {
+	for i, fi := range doc.Image {
 		line := v.lines.table("image", i)
 		img := Image{Name: fi.Name, Recipe: fi.Recipe, Entrypoint: fi.Entrypoint, Cmd: fi.Cmd,
 			User: fi.User, Env: fi.Env, WorkingDir: fi.WorkingDir, Ports: fi.Ports, Line: line}
@@ -297,6 +313,22 @@ func Parse(file string, data []byte) (*Stack, error) {
 			if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
 				v.fail(v.lines.key("image", i, "env"), key+".env", fmt.Sprintf("%q is not KEY=VALUE", e))
 			}
+		}
+		for p, m := range fi.Modes {
+			line := v.lines.key("image.modes", i, p)
+			if !localPath(p) {
+				v.fail(line, key+".modes", fmt.Sprintf("%q must be a relative path inside the image", p))
+				continue
+			}
+			mode, err := parseMode(m)
+			if err != nil {
+				v.fail(line, key+".modes."+p, err.Error())
+				continue
+			}
+			if img.Modes == nil {
+				img.Modes = map[string]fs.FileMode{}
+			}
+			img.Modes[p] = mode
 		}
 		st.Images = append(st.Images, img)
 	}
@@ -579,6 +611,26 @@ func (v *validator) crossCheck(st *Stack) {
 			}
 		}
 	}
+}
+
+// parseMode reads an octal mode such as "1777" or "0700" into a FileMode
+// with Go's sticky, setuid and setgid bits.
+func parseMode(s string) (fs.FileMode, error) {
+	n, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || n > 0o7777 {
+		return 0, fmt.Errorf("%q: want an octal mode such as \"0755\" or \"1777\"", s)
+	}
+	m := fs.FileMode(n & 0o777)
+	if n&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	if n&0o2000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	if n&0o4000 != 0 {
+		m |= fs.ModeSetuid
+	}
+	return m, nil
 }
 
 // localPath reports whether p is a slash-separated relative path that stays

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,6 +40,9 @@ name = "hello"
 recipe = "hello"
 entrypoint = ["/bin/hello"]
 env = ["A=1"]
+
+[image.modes]
+"var/tmp" = "1777"
 `
 
 const goodRecipe = `name = "hello"
@@ -96,6 +100,9 @@ func TestLoadGood(t *testing.T) {
 	if r == nil || r.Stage != 2 || r.EnvList()[0] != "CFLAGS=-O2" {
 		t.Fatalf("recipe = %+v", r)
 	}
+	if img := st.Image("hello"); img == nil || img.Modes["var/tmp"] != 0o777|fs.ModeSticky {
+		t.Errorf("image modes = %+v, want var/tmp sticky 0777", img)
+	}
 	if st.Image("hello") == nil || st.SourceDateEpoch != 1700000000 {
 		t.Errorf("image or epoch missing: %+v", st)
 	}
@@ -126,6 +133,8 @@ func TestLoadErrors(t *testing.T) {
 		{name: "wrong type", from: "strip = 1", to: "strip = \"one\"", file: "stack.toml", line: 14, key: "source.strip"},
 		{name: "missing epoch", from: "source_date_epoch = 1700000000\n", to: "", file: "stack.toml", key: "source_date_epoch", message: "missing"},
 		{name: "image of unknown recipe", from: "recipe = \"hello\"", to: "recipe = \"nope\"", file: "stack.toml", line: 29, key: "image[hello].recipe", message: "no recipe named \"nope\""},
+		{name: "image mode not octal", from: "\"1777\"", to: "\"rwx\"", file: "stack.toml", line: 34, key: "image[hello].modes.var/tmp", message: "octal mode"},
+		{name: "image mode path leaves", from: "\"var/tmp\" =", to: "\"../tmp\" =", file: "stack.toml", line: 34, key: "image[hello].modes", message: "inside the image"},
 		{name: "recipe names unknown source", rfrom: "\"abc\"]", rto: "\"xyz\"]", file: "recipe.toml", key: "sources", message: "no source named \"xyz\""},
 		{name: "recipe script outside", rfrom: "build.sh", rto: "../x.sh", file: "recipe.toml", line: 4, key: "script", message: "inside the recipe's directory"},
 		{name: "recipe sets PATH", rfrom: "CFLAGS", rto: "PATH", file: "recipe.toml", line: 7, key: "env.PATH", message: "set by the sandbox"},
