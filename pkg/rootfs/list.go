@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -36,6 +37,10 @@ type Entry struct {
 	Link   string      // symlink target, or the path a hard link names
 }
 
+// ErrSparse refuses a sparse tar entry: a few KiB of header can declare
+// terabytes of zeros.
+var ErrSparse = errors.New("sparse entries are not read")
+
 var xzMagic = []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}
 
 // List reads a rootfs tarball, xz-compressed or plain, and returns its entries
@@ -62,6 +67,9 @@ func List(r io.Reader) ([]Entry, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("after entry %d: %w", len(out), err)
+		}
+		if isSparse(hdr) {
+			return nil, fmt.Errorf("entry %s: %w", hdr.Name, ErrSparse)
 		}
 		e := Entry{Path: cleanEntry(hdr.Name), Mode: modeOf(hdr.Mode), Link: hdr.Linkname}
 		switch hdr.Typeflag {
@@ -107,6 +115,18 @@ func ListFile(name string) ([]Entry, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return es, nil
+}
+
+func isSparse(h *tar.Header) bool {
+	if h.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range h.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }
 
 func cleanEntry(name string) string {

@@ -557,3 +557,25 @@ func TestListRejectsDanglingHardlink(t *testing.T) {
 		t.Error("got no error, want one for a hard link to no earlier file")
 	}
 }
+
+func TestListRejectsSparse(t *testing.T) {
+	tarBin := testenv.NeedTool(t, "tar")
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "hole"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(1 << 30); err != nil { // a 1 GiB hole
+		t.Fatal(err)
+	}
+	f.Close()
+	for _, format := range []string{"gnu", "posix"} {
+		arc := filepath.Join(t.TempDir(), "sparse.tar")
+		if out, err := exec.Command(tarBin, "--sparse", "--format="+format, "-cf", arc, "-C", dir, "hole").CombinedOutput(); err != nil {
+			t.Fatalf("tar: %v\n%s", err, out)
+		}
+		if _, err := ListFile(arc); !errors.Is(err, ErrSparse) {
+			t.Errorf("%s sparse entry: got %v, want ErrSparse", format, err)
+		}
+	}
+}
