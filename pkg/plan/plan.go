@@ -243,15 +243,16 @@ func (p *Plan) Subset(targets ...string) (*Plan, error) {
 	return New(steps)
 }
 
-// Status is what Resolve knows about a step without running anything.
+// Status is what Resolve knows about a step without running anything; its
+// JSON form is meant for `cairn plan --json`.
 type Status struct {
-	ID       string
-	Deps     []string
-	KeyKnown bool     // every dependency's output is known
-	Key      string   // when KeyKnown
-	Lines    []string // the key's input lines, when KeyKnown
-	Cached   bool     // the key is in the cache
-	Output   string   // the cached output digest, when Cached
+	ID       string   `json:"id"`
+	Deps     []string `json:"deps"`
+	KeyKnown bool     `json:"key_known"`        // every dependency's output is known
+	Key      string   `json:"key,omitempty"`    // when KeyKnown
+	Lines    []string `json:"lines,omitempty"`  // the key's input lines, when KeyKnown
+	Cached   bool     `json:"cached"`           // the key is in the cache
+	Output   string   `json:"output,omitempty"` // the cached output digest, when Cached
 }
 
 // Resolve computes every key it can from the cache alone, in topological
