@@ -262,7 +262,7 @@ func Resolve(p *Plan, c Cache) []Status {
 	var out []Status
 	for _, id := range p.order {
 		s := p.steps[id]
-		st := Status{ID: id, Deps: append([]string(nil), s.Deps...)}
+		st := Status{ID: id, Deps: append([]string{}, s.Deps...)}
 		if lines, err := s.Lines(outputs); err == nil {
 			st.KeyKnown, st.Lines, st.Key = true, lines, KeyOf(lines)
 			if c != nil {
