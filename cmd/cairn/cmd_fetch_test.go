@@ -221,3 +221,63 @@ func TestMirrorThenOfflineFetch(t *testing.T) {
 		}
 	}
 }
+
+// cairn fetch killed with SIGKILL in the middle of a download leaves only a
+// temporary directory, which the next run removes before it succeeds.
+func TestFetchKilledMidDownload(t *testing.T) {
+	bin := fetchTestBinary(t)
+	a, asum, atree := tgzOf(t, "k", 100)
+	started := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var hang sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(len(a)))
+		first := false
+		hang.Do(func() { first = true })
+		if !first {
+			w.Write(a)
+			return
+		}
+		w.Write(a[:len(a)/2])
+		w.(http.Flusher).Flush()
+		started <- struct{}{}
+		<-release
+	}))
+	defer srv.Close()
+	defer close(release)
+	dir := t.TempDir()
+	stackFile := filepath.Join(dir, "stack.toml")
+	os.WriteFile(stackFile, []byte(fmt.Sprintf("name = \"t\"\nsource_date_epoch = 0\n[seed]\nlock = \"seed.lock\"\n\n[[source]]\nname = \"a\"\nversion = \"1\"\nlicense = \"MIT\"\ntree = %q\narchive_sha256 = %q\nstrip = 1\narchives = [%q]\n",
+		atree, asum, srv.URL+"/a-1.tar.gz")), 0o644)
+	storeDir := filepath.Join(dir, "store")
+
+	cmd := exec.Command(bin, "fetch", "--stack", stackFile, "--store", storeDir)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("the download never started")
+	}
+	time.Sleep(100 * time.Millisecond) // let the first half reach the temp file
+	cmd.Process.Kill()
+	cmd.Wait()
+	tmp, _ := os.ReadDir(filepath.Join(storeDir, "tmp"))
+	if len(tmp) == 0 {
+		t.Fatalf("tmp after the kill: empty, want the killed run's partial download")
+	}
+	for _, d := range []string{"trees/sha256", "blobs/sha256"} {
+		if ents, _ := os.ReadDir(filepath.Join(storeDir, d)); len(ents) != 0 {
+			t.Errorf("%s after the kill: got %d entries, want none", d, len(ents))
+		}
+	}
+	out, err := exec.Command(bin, "fetch", "--stack", stackFile, "--store", storeDir).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), atree) {
+		t.Fatalf("next run: %v\n%s", err, out)
+	}
+	if tmp, _ := os.ReadDir(filepath.Join(storeDir, "tmp")); len(tmp) != 0 {
+		t.Errorf("tmp after the next run: got %d entries, want none", len(tmp))
+	}
+}
