@@ -108,7 +108,14 @@ func (f *Fetcher) download(ctx context.Context, src stack.Source, u, file string
 	defer out.Close()
 	h := sha256.New()
 	pw := &progressWriter{f: f, e: Event{Source: src.Name, Transport: stack.TransportArchive, Phase: "download", Total: max(total, 0)}}
-	n, err := io.Copy(io.MultiWriter(out, h, pw), ctxReader{ctx, body})
+	if total > f.maxDownload {
+		return fmt.Errorf("%s: announces %d bytes, over the limit of %d", u, total, f.maxDownload)
+	}
+	// A server that never stops (or lies about nothing) must not fill the disk.
+	n, err := io.Copy(io.MultiWriter(out, h, pw), io.LimitReader(ctxReader{ctx, body}, f.maxDownload+1))
+	if err == nil && n > f.maxDownload {
+		return fmt.Errorf("%s: more than %d bytes, over the limit", u, f.maxDownload)
+	}
 	if err != nil {
 		if total > 0 && n < total {
 			return fmt.Errorf("%w: %v", &ShortDownloadError{URL: u, Got: n, Want: total}, err)

@@ -121,7 +121,12 @@ type Fetcher struct {
 	client       *http.Client
 	debian       debian.Config
 	verify       bool
+	maxDownload  int64
 }
+
+// DefaultMaxDownload bounds one archive download: the default stack's
+// largest is 2.5 MB, so 1 GiB is generous and still stops a runaway server.
+const DefaultMaxDownload = 1 << 30
 
 // Option configures a Fetcher.
 type Option func(*Fetcher)
@@ -160,9 +165,12 @@ func WithDebian(c debian.Config) Option { return func(f *Fetcher) { f.debian = c
 // WithVerify re-hashes a tree the store already holds before trusting it.
 func WithVerify(v bool) Option { return func(f *Fetcher) { f.verify = v } }
 
+// WithMaxDownload bounds the size of one downloaded archive.
+func WithMaxDownload(n int64) Option { return func(f *Fetcher) { f.maxDownload = n } }
+
 // New returns a Fetcher that delivers into st.
 func New(st *store.Store, opts ...Option) *Fetcher {
-	f := &Fetcher{store: st, client: http.DefaultClient}
+	f := &Fetcher{store: st, client: http.DefaultClient, maxDownload: DefaultMaxDownload}
 	for _, o := range opts {
 		o(f)
 	}

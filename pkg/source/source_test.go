@@ -432,3 +432,25 @@ func TestDebianOrigNames(t *testing.T) {
 		}
 	}
 }
+
+// A server that sends more than the limit, with no length announced, is cut
+// off and nothing is kept.
+func TestDownloadOverLimit(t *testing.T) {
+	fx := newFixture(t, "big")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; i < 64; i++ {
+			w.Write(make([]byte, 1024))
+			w.(http.Flusher).Flush() // chunked: no Content-Length
+		}
+	}))
+	defer srv.Close()
+	st := stackOf(t, t.TempDir(), sourceTOML("fx", fx, `archives = ["`+srv.URL+`/fixture-1.0.tar.gz"]`+"\ntransports = [\"archive\"]"))
+	s := openStore(t)
+	_, err := New(s, WithMaxDownload(16<<10)).FetchAll(context.Background(), st, nil)
+	if err == nil || !strings.Contains(err.Error(), "over the limit") {
+		t.Fatalf("got %v, want the download refused over the limit", err)
+	}
+	if got := storeEntries(t, s); len(got) != 0 {
+		t.Errorf("store: got %v, want nothing", got)
+	}
+}
