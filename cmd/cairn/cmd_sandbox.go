@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -60,7 +61,8 @@ func init() {
 		Long: sandboxLong + `
 
 Exit status: the command's own; 128+N when it was killed by signal N; 124 when
-it ran past --timeout; 2 for bad flags; 1 when the sandbox could not be made.
+it ran past --timeout; 2 for bad flags; 1 when the sandbox could not be made
+(the message says which input or namespace); 130 when cairn was interrupted.
 Output (stdout and stderr combined) goes to the terminal and, with --log, to a
 file as well.`,
 		Args: cobra.MinimumNArgs(1),
@@ -169,6 +171,9 @@ func sandboxRun(cmd *cobra.Command, f *sandboxFlags, args []string, tty bool) er
 	}
 	res, err := sandbox.Run(cmd.Context(), s)
 	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return fmt.Errorf("sandbox interrupted; every process in it was killed")
+		}
 		var se *sandbox.SpecError
 		if errors.As(err, &se) {
 			return withCode(exitUsage, err)

@@ -154,6 +154,13 @@ func TestEscapes(t *testing.T) {
 	}
 	t.Cleanup(func() { victim.Process.Kill(); victim.Wait() })
 	t.Setenv("CAIRN_HOST_SECRET", "leaked")
+	// A descriptor left open without O_CLOEXEC, as a careless parent of
+	// cairn would: it must not reach the command.
+	leak, err := syscall.Open(f.secret, syscall.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(leak) })
 
 	port := cn.port()
 	rows := []struct {
