@@ -288,7 +288,7 @@ func (s *Store) AddTree(ctx context.Context, want string, fill func(dir string) 
 	if got := m.TreeDigest(); got != want {
 		return "", &DigestMismatchError{What: "tree", Want: want, Got: got}
 	}
-	if err := makeReadOnly(dir); err != nil {
+	if err := normaliseModes(dir); err != nil {
 		return "", err
 	}
 	if err := syncfs(dir); err != nil {
@@ -298,47 +298,40 @@ func (s *Store) AddTree(ctx context.Context, want string, fill func(dir string) 
 	if err := os.Rename(dir, final); err != nil {
 		return "", fmt.Errorf("store %s: %w", s.dir, err)
 	}
-	if err := os.Chmod(final, 0o555); err != nil {
-		return "", err
-	}
 	if err := syncDir(filepath.Dir(final)); err != nil {
 		return "", err
 	}
 	return final, nil
 }
 
-// makeReadOnly drops the write bits of everything under dir, so that a
-// stored tree is not changed by accident (root can still, deliberately).
-func makeReadOnly(dir string) error {
-	var dirs []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+// normaliseModes sets every file to 0644, or 0755 when any execute bit is
+// set, and every directory to 0755: a stored tree looks the same whichever
+// transport delivered it, since the tree digest records only the execute
+// bit. The modes are not the protection: builds see trees through read-only
+// mounts as another uid, and VerifyTree re-hashes on demand. Read-only modes
+// would leak into builds, as a copied source file the build cannot append to
+// (musl's Makefile does exactly that).
+func normaliseModes(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		switch {
 		case d.IsDir():
-			dirs = append(dirs, p)
+			return os.Chmod(p, 0o755)
 		case d.Type().IsRegular():
 			fi, err := d.Info()
 			if err != nil {
 				return err
 			}
-			return os.Chmod(p, fi.Mode().Perm()&^0o222)
+			mode := os.FileMode(0o644)
+			if fi.Mode()&0o111 != 0 {
+				mode = 0o755
+			}
+			return os.Chmod(p, mode)
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	// Directories last, deepest first, so that the walk could still write;
-	// the top one (dirs[0]) only after its rename, which needs write access
-	// to it to update its "..".
-	for i := len(dirs) - 1; i >= 1; i-- {
-		if err := os.Chmod(dirs[i], 0o555); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func syncfs(p string) error {
