@@ -158,11 +158,12 @@ func gitTree(m Manifest, pre int) [20]byte {
 	return id
 }
 
-// newSHA1 is the hash behind git ids. sha1cd is the collision-detecting
-// SHA-1 that git (sha1dc) and go-git use: a blob crafted with a SHAttered-
-// style collision is hashed to a different id instead of silently matching
-// a pin. Measured here (BenchmarkSHA1) it costs little against crypto/sha1
-// on top of the SHA-256 we compute anyway, so safety wins.
+// newSHA1 is the hash behind git ids: sha1cd, the collision-detecting
+// SHA-1 that git (sha1dc) and go-git use, so that a blob crafted with a
+// SHAttered-style collision gets another id instead of matching a pin.
+// Measured here (BenchmarkSHA1, 2 cores): about 250-280 MB/s against
+// crypto/sha1's 500 MB/s; on the musl tree both digests still take under
+// 30 ms, dominated by opening files, so safety wins.
 var newSHA1 = func() hash.Hash { return sha1cd.New() }
 
 // ErrBadDigest is returned by ParseTreeDigest.
