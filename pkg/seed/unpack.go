@@ -99,7 +99,9 @@ func unpackAll(ctx context.Context, lock *Lock, files map[string]string, tree st
 		}
 		if r.err != nil {
 			<-tokens
-			return fmt.Errorf("%s (%s): %w", p.id(), files[p.Name], r.err)
+			// The bytes are the lock's (verified), so the package, not
+			// the file it came from, is what the error names.
+			return fmt.Errorf("%s .deb: %w", p.id(), r.err)
 		}
 		st, err := archive.Unpack(ctx, bytes.NewReader(r.tar), tree,
 			archive.Name(p.id()+" data.tar"),
