@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/cairn-build/cairn/pkg/build"
+	"github.com/cairn-build/cairn/pkg/plan"
+	"github.com/cairn-build/cairn/pkg/seed"
+	"github.com/cairn-build/cairn/pkg/stack"
+	"github.com/cairn-build/cairn/pkg/store"
+)
+
+// buildFlags are shared by build, plan and log.
+type buildFlags struct {
+	sourceFlags
+	jobs    int
+	timeout time.Duration
+	verbose bool
+	out     string
+}
+
+func addBuildFlags(c *cobra.Command, bf *buildFlags) {
+	addSourceFlags(c, &bf.sourceFlags)
+	f := c.Flags()
+	f.IntVarP(&bf.jobs, "jobs", "j", 0, "steps at once, and the job count inside each (default: the number of cores)")
+}
+
+func init() {
+	var bf buildFlags
+	c := &cobra.Command{
+		Use:   "build [TARGET...]",
+		Short: "Build the stack's recipes in sandboxes and write its images' rootfs tarballs",
+		Long: `Build fetches the sources the stack pins (as 'cairn fetch' does), makes the
+seed from toolchain/seed.lock, runs every recipe as one sandboxed step in
+dependency order (up to -j at once), and writes each image as
+OUT/NAME.rootfs.sha256-HEX.tar.xz, HEX being the sha256 of that file.
+
+A TARGET is a recipe or an image name; with none, everything is built. A step
+whose action key is already in the store is not run again. The first failure
+stops new work; the failed step's log is kept and its path printed
+('cairn log STEP' shows it). Ctrl-C stops every step.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBuild(cmd.Context(), cmd, &bf, args)
+		},
+	}
+	addBuildFlags(c, &bf)
+	addTransportFlags(c, &bf.sourceFlags)
+	c.Flags().DurationVar(&bf.timeout, "timeout", time.Hour, "time limit of one step")
+	c.Flags().BoolVarP(&bf.verbose, "verbose", "v", false, "also show every step's output as it runs")
+	c.Flags().StringVar(&bf.out, "out", "out", "directory the rootfs tarballs are written to")
+	rootCmd.AddCommand(c)
+}
+
+// prepared is a stack ready to build: sources fetched, seed made.
+type prepared struct {
+	stack *stack.Stack
+	store *store.Store
+	b     *build.Builder
+}
+
+// prepare loads the stack, fetches its sources and makes the seed.
+func prepare(ctx context.Context, cmd *cobra.Command, bf *buildFlags, events func(plan.Event), log io.Writer) (*prepared, error) {
+	st, err := bf.loadStack()
+	if err != nil {
+		return nil, err
+	}
+	s, err := bf.openStore()
+	if err != nil {
+		return nil, err
+	}
+	res, err := bf.fetchSources(ctx, cmd, st, s, nil)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	paths := map[string]string{}
+	for _, r := range res {
+		paths[r.Source] = r.Path
+	}
+	var opts []seed.Option
+	for _, m := range bf.mirrors {
+		opts = append(opts, seed.WithMirror(m))
+	}
+	if bf.offline {
+		opts = append(opts, seed.WithoutApt())
+	}
+	seedDir, seedDigest, err := build.Seed(ctx, s, st.Seed.Lock, opts...)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	b, err := build.New(build.Config{Stack: st, Store: s, SeedDir: seedDir, SeedDigest: seedDigest,
+		Sources: paths, Jobs: bf.jobs, Timeout: bf.timeout, Events: events, Log: log})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return &prepared{stack: st, store: s, b: b}, nil
+}
+
+// targets splits names into recipe steps and images.
+func targets(st *stack.Stack, names []string) (steps []string, images []stack.Image, err error) {
+	if len(names) == 0 {
+		for _, r := range st.Recipes {
+			steps = append(steps, r.Name)
+		}
+		return steps, st.Images, nil
+	}
+	for _, n := range names {
+		switch {
+		case st.Image(n) != nil:
+			img := *st.Image(n)
+			images = append(images, img)
+			steps = append(steps, img.Recipe)
+		case st.Recipe(n) != nil:
+			steps = append(steps, n)
+		default:
+			return nil, nil, withCode(exitUsage, fmt.Errorf("no recipe or image named %q in %s", n, st.File))
+		}
+	}
+	return steps, images, nil
+}
+
+func runBuild(ctx context.Context, cmd *cobra.Command, bf *buildFlags, args []string) error {
+	start := time.Now()
+	stderr := cmd.ErrOrStderr()
+	pr := newProgress(stderr)
+	defer pr.stop()
+	var log io.Writer
+	if bf.verbose {
+		log = stderr
+	}
+	p, err := prepare(ctx, cmd, bf, pr.event, log)
+	if err != nil {
+		return err
+	}
+	defer p.store.Close()
+	steps, images, err := targets(p.stack, args)
+	if err != nil {
+		return err
+	}
+	results, err := p.b.Build(ctx, steps...)
+	pr.stop()
+	if err != nil {
+		var se *plan.StepError
+		if errors.As(err, &se) && se.Log != "" {
+			return fmt.Errorf("%w\nsee the log: cairn log %s (or %s)", err, se.Step, se.Log)
+		}
+		return err
+	}
+	out := cmd.OutOrStdout()
+	for _, img := range images {
+		res, ok := results[img.Recipe]
+		if !ok {
+			return fmt.Errorf("image %s: recipe %s was not built", img.Name, img.Recipe)
+		}
+		w, err := p.b.WriteImage(ctx, img, res.Output, bf.out)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s\t%s\t%d bytes\t%s\n", img.Name, w.Path, w.Size, w.Digest)
+	}
+	fmt.Fprintf(stderr, "cairn: %d steps: %d built, %d cached, in %s\n",
+		len(results), pr.built, pr.cached, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// progress renders plan events: on a terminal, one line redrawn each second
+// naming the running steps and their time; elsewhere, a timestamped line per
+// event.
+type progress struct {
+	mu      sync.Mutex
+	w       io.Writer
+	tty     bool
+	running map[string]time.Time
+	built   int
+	cached  int
+	done    chan struct{}
+	once    sync.Once
+}
+
+func newProgress(w io.Writer) *progress {
+	p := &progress{w: w, running: map[string]time.Time{}, done: make(chan struct{})}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		p.tty = true
+		go p.tick()
+	}
+	return p
+}
+
+func (p *progress) tick() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+			p.mu.Lock()
+			p.redraw()
+			p.mu.Unlock()
+		}
+	}
+}
+
+// redraw draws the running steps; called with mu held.
+func (p *progress) redraw() {
+	if !p.tty {
+		return
+	}
+	var parts []string
+	for s, t := range p.running {
+		parts = append(parts, fmt.Sprintf("%s %ds", s, int(time.Since(t).Seconds())))
+	}
+	sort.Strings(parts)
+	line := ""
+	if len(parts) > 0 {
+		line = "building: " + strings.Join(parts, ", ")
+	}
+	fmt.Fprintf(p.w, "\r\x1b[K%s", line)
+}
+
+func (p *progress) event(e plan.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var msg string
+	switch e.Kind {
+	case plan.Started:
+		p.running[e.Step] = time.Now()
+		if !p.tty {
+			msg = "started"
+		}
+	case plan.Cached:
+		p.cached++
+		msg = "cached"
+	case plan.Finished:
+		delete(p.running, e.Step)
+		p.built++
+		msg = fmt.Sprintf("built in %s", e.Elapsed.Round(100*time.Millisecond))
+	case plan.Failed:
+		delete(p.running, e.Step)
+		msg = fmt.Sprintf("failed after %s", e.Elapsed.Round(100*time.Millisecond))
+	}
+	if msg != "" {
+		if p.tty {
+			fmt.Fprintf(p.w, "\r\x1b[K%s: %s\n", e.Step, msg)
+		} else {
+			fmt.Fprintf(p.w, "%s %s: %s\n", time.Now().UTC().Format("15:04:05"), e.Step, msg)
+		}
+	}
+	p.redraw()
+}
+
+func (p *progress) stop() {
+	p.once.Do(func() {
+		close(p.done)
+		p.mu.Lock()
+		if p.tty {
+			fmt.Fprint(p.w, "\r\x1b[K")
+		}
+		p.mu.Unlock()
+	})
+}
