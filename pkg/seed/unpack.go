@@ -2,7 +2,6 @@ package seed
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -64,8 +63,15 @@ func unpackAll(ctx context.Context, lock *Lock, files map[string]string, tree st
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Decompressed data tars wait their turn on disk, in a spool beside
+	// the tree (removed with it), not in memory: gcc's alone is 70 MB.
+	spool := filepath.Join(filepath.Dir(tree), "spool")
+	if err := os.Mkdir(spool, 0o700); err != nil {
+		return err
+	}
+	defer os.RemoveAll(spool)
 	type result struct {
-		tar  []byte
+		tar  string
 		comp deb.Compression
 		err  error
 	}
@@ -74,8 +80,7 @@ func unpackAll(ctx context.Context, lock *Lock, files map[string]string, tree st
 	for i := range results {
 		results[i] = make(chan result, 1)
 	}
-	// A token per package in flight bounds both the CPUs used and the
-	// decompressed bytes held in memory.
+	// A token per package in flight bounds the CPUs used and the spool.
 	tokens := make(chan struct{}, o.jobs)
 	go func() {
 		for i, p := range lock.Packages {
@@ -85,7 +90,7 @@ func unpackAll(ctx context.Context, lock *Lock, files map[string]string, tree st
 				return
 			}
 			go func() {
-				b, c, err := decompressDeb(ctx, files[p.Name])
+				b, c, err := decompressDeb(ctx, files[p.Name], spool)
 				results[i] <- result{b, c, err}
 			}()
 		}
@@ -103,11 +108,7 @@ func unpackAll(ctx context.Context, lock *Lock, files map[string]string, tree st
 			// the file it came from, is what the error names.
 			return fmt.Errorf("%s .deb: %w", p.id(), r.err)
 		}
-		st, err := archive.Unpack(ctx, bytes.NewReader(r.tar), tree,
-			archive.Name(p.id()+" data.tar"),
-			archive.MapName(mapName),
-			archive.RootfsLinks(),
-			archive.Merge())
+		st, err := unpackTar(ctx, r.tar, tree, p)
 		<-tokens
 		if err != nil {
 			return err
@@ -117,23 +118,45 @@ func unpackAll(ctx context.Context, lock *Lock, files map[string]string, tree st
 	return nil
 }
 
-// decompressDeb reads the .deb at file and returns its data.tar,
-// decompressed. Reading it whole first means a corrupt xz stream fails
-// here, before anything of the package reaches the tree.
-func decompressDeb(ctx context.Context, file string) ([]byte, deb.Compression, error) {
+func unpackTar(ctx context.Context, file, tree string, p Package) (archive.Stats, error) {
+	defer os.Remove(file)
 	f, err := os.Open(file)
 	if err != nil {
-		return nil, "", err
+		return archive.Stats{}, err
+	}
+	defer f.Close()
+	return archive.Unpack(ctx, bufio.NewReaderSize(f, 256<<10), tree,
+		archive.Name(p.id()+" data.tar"),
+		archive.MapName(mapName),
+		archive.RootfsLinks(),
+		archive.Merge())
+}
+
+// decompressDeb reads the .deb at file and writes its data.tar,
+// decompressed, into spool. Decompressing it whole first means a corrupt
+// xz stream fails here, before anything of the package reaches the tree.
+func decompressDeb(ctx context.Context, file, spool string) (string, deb.Compression, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return "", "", err
 	}
 	defer f.Close()
 	rc, comp, err := deb.Data(bufio.NewReaderSize(f, 256<<10))
 	if err != nil {
-		return nil, comp, err
+		return "", comp, err
 	}
 	defer rc.Close()
-	var buf bytes.Buffer
-	if _, err := io.Copy(&buf, ctxReader{ctx, rc}); err != nil {
-		return nil, comp, fmt.Errorf("data.tar.%s: %w", comp, err)
+	out, err := os.CreateTemp(spool, "data-*.tar")
+	if err != nil {
+		return "", comp, err
 	}
-	return buf.Bytes(), comp, nil
+	_, err = io.Copy(out, ctxReader{ctx, rc})
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(out.Name())
+		return "", comp, fmt.Errorf("data.tar.%s: %w", comp, err)
+	}
+	return out.Name(), comp, nil
 }
