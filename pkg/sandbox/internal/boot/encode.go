@@ -3,7 +3,6 @@ package boot
 import (
 	"errors"
 	"strconv"
-	"strings"
 	"syscall"
 )
 
@@ -37,13 +36,13 @@ type Mount struct {
 // The wire format: one record a line, "key" then values, each value
 // strconv-quoted and preceded by a space. Repeated keys append.
 
-func line(b *strings.Builder, key string, vals ...string) {
-	b.WriteString(key)
+func line(b *[]byte, key string, vals ...string) {
+	*b = append(*b, key...)
 	for _, v := range vals {
-		b.WriteByte(' ')
-		b.WriteString(strconv.Quote(v))
+		*b = append(*b, ' ')
+		*b = strconv.AppendQuote(*b, v)
 	}
-	b.WriteByte('\n')
+	*b = append(*b, '\n')
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
@@ -56,7 +55,7 @@ func btoa(v bool) string {
 
 // Encode writes c in the wire format.
 func (c *Config) Encode() []byte {
-	var b strings.Builder
+	var b []byte
 	line(&b, "root", c.Root)
 	for _, m := range c.Mounts {
 		line(&b, "mount", m.Target, m.Source, btoa(m.Writable), btoa(m.Dir))
@@ -68,13 +67,13 @@ func (c *Config) Encode() []byte {
 	line(&b, "limits", itoa(int64(c.NoFile)), itoa(int64(c.NProc)), itoa(c.TmpSize), itoa(c.ShmSize))
 	line(&b, "flags", btoa(c.TTY), btoa(c.UserNS))
 	line(&b, "ids", itoa(int64(c.OuterUID)), itoa(int64(c.OuterGID)), itoa(int64(c.BuildUID)), itoa(int64(c.BuildGID)))
-	return []byte(b.String())
+	return b
 }
 
 var errFormat = errors.New("malformed sandbox config")
 
 func fields(l string) (string, []string, error) {
-	key, rest, _ := strings.Cut(l, " ")
+	key, rest, _ := cut(l, " ")
 	var vals []string
 	for rest != "" {
 		q, err := strconv.QuotedPrefix(rest)
@@ -86,7 +85,7 @@ func fields(l string) (string, []string, error) {
 			return "", nil, errFormat
 		}
 		vals = append(vals, v)
-		rest = strings.TrimPrefix(rest[len(q):], " ")
+		rest = trimPrefix(rest[len(q):], " ")
 	}
 	return key, vals, nil
 }
@@ -99,7 +98,7 @@ func atoi(s string) int64 {
 // Decode parses the wire format.
 func Decode(data []byte) (*Config, error) {
 	c := &Config{}
-	for _, l := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+	for _, l := range split(trimSuffix(string(data), "\n"), "\n") {
 		key, v, err := fields(l)
 		if err != nil {
 			return nil, err
@@ -152,19 +151,19 @@ type Report struct {
 
 // Encode writes r as one line.
 func (r *Report) Encode() []byte {
-	var b strings.Builder
+	var b []byte
 	if r.Failed {
 		line(&b, "err", r.Step, r.Path, itoa(int64(r.Errno)), r.Msg)
 	} else {
 		line(&b, "exit", itoa(int64(r.Exit)), itoa(int64(r.Signal)))
 	}
-	return []byte(b.String())
+	return b
 }
 
 // DecodeReports parses every report in data, ignoring malformed lines.
 func DecodeReports(data []byte) []Report {
 	var rs []Report
-	for _, l := range strings.Split(string(data), "\n") {
+	for _, l := range split(string(data), "\n") {
 		key, v, err := fields(l)
 		if err != nil {
 			continue

@@ -6,7 +6,6 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 	"syscall"
 	"unsafe"
 )
@@ -107,10 +106,12 @@ func Main() int {
 		return fail(&SetupError{Step: "prctl PR_SET_NO_NEW_PRIVS", Err: err})
 	}
 	sys := &syscall.SysProcAttr{
-		// A nested user and mount namespace: the command's copy of the
-		// mounts is locked, and as a non-root uid it holds no capability
-		// after execve.
-		Cloneflags:                 syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
+		// A nested user namespace: the mount namespace belongs to the
+		// init's, where the command has no capability (and as a non-root
+		// uid it holds none after execve, not even in its own). Any mount
+		// namespace it makes is owned by a less privileged user namespace,
+		// so the kernel locks the mounts copied into it.
+		Cloneflags:                 syscall.CLONE_NEWUSER,
 		UidMappings:                []syscall.SysProcIDMap{{ContainerID: c.BuildUID, HostID: c.OuterUID, Size: 1}},
 		GidMappings:                []syscall.SysProcIDMap{{ContainerID: c.BuildGID, HostID: c.OuterGID, Size: 1}},
 		GidMappingsEnableSetgroups: false,
@@ -186,7 +187,7 @@ func setattr(p string, flags uintptr, attr uint64) error {
 
 // mkpoint makes an empty directory or file for a mount to land on.
 func mkpoint(p string, dir bool) error {
-	if i := strings.LastIndexByte(p, '/'); i > 0 {
+	if i := lastIndexByte(p, '/'); i > 0 {
 		if err := os.MkdirAll(p[:i], 0o755); err != nil {
 			return must("mkdir", p[:i], err)
 		}
@@ -269,7 +270,7 @@ func buildRoot(c *Config) error {
 	// The root tree, less what the sandbox makes itself and what mounts shadow.
 	skip := map[string]bool{"dev": true, "proc": true, "tmp": true, "sys": true, "etc": true}
 	for _, m := range c.Mounts {
-		top, _, _ := strings.Cut(m.Target[1:], "/")
+		top, _, _ := cut(m.Target[1:], "/")
 		skip[top] = true
 	}
 	if err := layer(host(c.Root), newRoot, skip, &ro); err != nil {
@@ -363,7 +364,7 @@ func buildRoot(c *Config) error {
 		} else {
 			ro = append(ro, d)
 		}
-		if m.Target == c.Dir || strings.HasPrefix(c.Dir, m.Target+"/") {
+		if m.Target == c.Dir || hasPrefix(c.Dir, m.Target+"/") {
 			haveDir = true
 		}
 	}
@@ -464,16 +465,16 @@ func loopbackUp() error {
 
 // lookPath finds name in the PATH of env, inside the new root.
 func lookPath(name string, env []string) (string, error) {
-	if strings.Contains(name, "/") {
+	if contains(name, "/") {
 		return name, nil
 	}
 	p := defaultPath
 	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+		if v, ok := cutPrefix(kv, "PATH="); ok {
 			p = v
 		}
 	}
-	for _, dir := range strings.Split(p, ":") {
+	for _, dir := range split(p, ":") {
 		if dir == "" {
 			dir = "."
 		}
