@@ -487,12 +487,49 @@ func TestUnprivileged(t *testing.T) {
 	if err := os.Chown(tmp, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	c := exec.Command(bin, "-test.v", "-test.count=1", "-test.run", "^(TestEscapes|TestInside|TestEnvironment|TestExitStatusAndOutput|TestCompileC|TestStrayProcessDies|TestForkBomb|TestTimeout|TestCancel)$")
+	c := exec.Command(bin, "-test.v", "-test.count=1", "-test.run", "^(TestEscapes|TestInside|TestEnvironment|TestExitStatusAndOutput|TestCompileC|TestStrayProcessDies|TestForkBomb|TestTimeout|TestCancel|TestConcurrent)$")
 	c.Dir = tmp
 	c.Env = []string{"CAIRN_SANDBOX_UNPRIVILEGED=1", "CAIRN_TEST_STRICT=1", "TMPDIR=" + tmp, "HOME=" + tmp, "PATH=/usr/bin:/bin"}
 	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := c.CombinedOutput()
 	if err != nil || bytes.Contains(out, []byte("--- SKIP")) || !bytes.Contains(out, []byte("--- PASS: TestEscapes")) {
 		t.Errorf("as uid 65534: got %v, want every test to pass; output:\n%s", err, out)
+	}
+}
+
+// TestConcurrent runs sandboxes side by side, as a build's parallel steps do:
+// each sees its own /out and its own process budget.
+func TestConcurrent(t *testing.T) {
+	needSandbox(t)
+	f := newFixture(t)
+	const n = 4
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			out := filepath.Join(f.dir, fmt.Sprintf("out%d", i))
+			if err := os.Mkdir(out, 0o755); err != nil {
+				errs <- err
+				return
+			}
+			s := f.spec("/bin/sh", "-c", fmt.Sprintf("echo %d > /out/n; ls /out | wc -l", i))
+			s.Mounts[2].Source = out
+			var buf bytes.Buffer
+			s.Output = &buf
+			res, err := sandbox.Run(context.Background(), s)
+			if err == nil && (!res.Success() || buf.String() != "1\n") {
+				err = fmt.Errorf("sandbox %d: got %v and %q, want exit status 0 and %q", i, res, buf.String(), "1\n")
+			}
+			if err == nil {
+				if b, _ := os.ReadFile(filepath.Join(out, "n")); string(b) != fmt.Sprintf("%d\n", i) {
+					err = fmt.Errorf("sandbox %d: /out/n: got %q", i, b)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
