@@ -1,4 +1,6 @@
 # /deps/busybox (bin/busybox + relative applet links) -> /out, an image root.
+# Installed modes must not follow the caller's umask (verify varies it).
+umask 022
 cp -R /deps/busybox/. /out/
 
 for d in dev proc sys etc root home run var var/log tmp var/tmp; do

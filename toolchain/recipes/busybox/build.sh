@@ -1,7 +1,12 @@
 # BusyBox -> /out/bin/busybox and its applet links (relative symlinks).
+# Installed modes must not follow the caller's umask (verify varies it).
+umask 022
 # Out of tree (O=/build): /src/busybox stays read-only.
 # The banner's date comes from SOURCE_DATE_EPOCH, read by BusyBox's kconfig
-# (scripts/kconfig/confdata.c) when it writes include/autoconf.h.
+# (scripts/kconfig/confdata.c) when it writes include/autoconf.h. It calls
+# gmtime() and then ctime(), which overwrites gmtime's static result with
+# local time: the banner then follows TZ. Pin TZ for the whole build.
+export TZ=UTC
 
 # The seed is unpacked without maintainer scripts, so gawk's `awk`
 # alternative is missing; without it applets/busybox.mkscripts finds no

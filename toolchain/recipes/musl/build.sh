@@ -1,4 +1,6 @@
 # musl 1.2.5 -> /out, a sysroot for the prefix /deps/musl.
+# Installed modes must not follow the caller's umask (verify varies it).
+umask 022
 # Out of tree: /src/musl is read-only, configure writes config.mak here.
 prefix=/deps/musl
 

@@ -1,4 +1,6 @@
 # /deps/tinydns/bin + /src/zone/data -> /out: bin/, srv/tinydns/data{,.cdb}.
+# Installed modes must not follow the caller's umask (verify varies it).
+umask 022
 mkdir -p /out/bin /out/srv/tinydns
 cp /deps/tinydns/bin/tinydns /deps/tinydns/bin/tinydns-data /out/bin/
 

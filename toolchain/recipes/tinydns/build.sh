@@ -1,4 +1,6 @@
 # tinydns, tinydns-data -> /out/bin, static, stripped.
+# Installed modes must not follow the caller's umask (verify varies it).
+umask 022
 cp -R /src/djbdns/. .
 for p in /recipe/*.patch; do
 	patch -p1 --no-backup-if-mismatch <"$p"
