@@ -13,6 +13,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // FuzzUnpack feeds arbitrary bytes to Unpack and checks that nothing is
@@ -27,6 +29,8 @@ func FuzzUnpack(f *testing.F) {
 	f.Add(makeTar(f, reg("f", "x"), hardlink("g", "f"), reg("f", "y")), false)
 	f.Add(gz(f, makeTar(f, dir("d/"), exe("d/x", "#!"))), false)
 	f.Add(makeTar(f, member{name: "p", typ: tar.TypeFifo}), false)
+	f.Add(makeTar(f, dir("a/"), symlink("y", "x/.."), symlink("a/l1", ".."), symlink("x", "a/l1")), false)
+	f.Add(makeTar(f, symlink("a/up", "."), symlink("a/b/c", "../up/../x"), reg("a/b/d", "")), false)
 	f.Fuzz(func(t *testing.T, data []byte, rootfs bool) {
 		box := t.TempDir()
 		outside := filepath.Join(box, "outside")
@@ -69,7 +73,12 @@ func FuzzUnpack(f *testing.F) {
 		if len(ents) != 1 || ents[0].Name() != "dst" {
 			t.Fatalf("beside DIR: %v", ents)
 		}
-		err := filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
+		dirfd, err := unix.Open(dst, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(dirfd)
+		err = filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
@@ -83,6 +92,15 @@ func FuzzUnpack(f *testing.F) {
 					}
 				} else if j := path.Join(path.Dir(rel), target); j == ".." || strings.HasPrefix(j, "../") {
 					t.Errorf("%s: target %q leaves DIR", rel, target)
+				}
+				if !rootfs {
+					// The kernel's own answer, chains of links included.
+					fd, err := unix.Openat2(dirfd, rel, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_BENEATH})
+					if err == nil {
+						unix.Close(fd)
+					} else if errors.Is(err, unix.EXDEV) {
+						t.Errorf("%s -> %q resolves outside DIR", rel, target)
+					}
 				}
 			case mode.IsDir(), mode.IsRegular():
 				fi, _ := d.Info()

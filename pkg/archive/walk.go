@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"sort"
 	"strings"
 	"time"
 )
@@ -163,6 +164,7 @@ func walk(ctx context.Context, r io.Reader, c *config, fn func(e *Entry, content
 	tail := &tailReader{r: tr0}
 	tr := tar.NewReader(tail)
 	state := treeState{}
+	links := map[string]link{}
 	seen := 0
 	last := ""
 	for {
@@ -183,6 +185,9 @@ func walk(ctx context.Context, r io.Reader, c *config, fn func(e *Entry, content
 			if _, err := io.CopyN(io.Discard, tail, maxTrailer); err != nil && err != io.EOF {
 				return st, &EntryError{Archive: c.name, Entry: last, Reason: ErrCorrupt, Err: err}
 			}
+			if err := checkLinkChains(links, c); err != nil {
+				return st, err
+			}
 			return st, nil
 		}
 		if err != nil {
@@ -202,6 +207,9 @@ func walk(ctx context.Context, r io.Reader, c *config, fn func(e *Entry, content
 			continue
 		}
 		st.Entries++
+		if e.Type == TypeSymlink {
+			links[e.Name] = link{target: e.Linkname, raw: hdr.Name}
+		}
 		var content io.Reader = strings.NewReader("")
 		var er *errReader
 		if e.Type == TypeFile {
@@ -504,4 +512,84 @@ func (e *errReader) Read(p []byte) (int, error) {
 		e.err = err
 	}
 	return n, err
+}
+
+// link is a symlink the archive placed.
+type link struct{ target, raw string }
+
+// maxLinkHops bounds symlink resolution, as the kernel's ELOOP does.
+const maxLinkHops = 40
+
+// checkLinkChains resolves every symlink of the finished tree through the
+// others. Each target was checked lexically when it was read, but chains
+// can still climb out: with a/l1 -> .. and x -> a/l1, the link y -> x/..
+// is "." to the eye and the parent of the tree in fact. Checking once the
+// whole tree is known makes the answer independent of member order.
+func checkLinkChains(links map[string]link, c *config) error {
+	if len(links) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(links))
+	for n := range links {
+		names = append(names, n)
+	}
+	sort.Strings(names) // name the same link every time
+	for _, n := range names {
+		l := links[n]
+		if linkEscapes(n, l.target, links, c.rootfsLinks) {
+			return &EntryError{Archive: c.name, Entry: l.raw, Reason: ErrLinkEscape,
+				Err: fmt.Errorf("target %q leaves the tree through other symlinks", l.target)}
+		}
+	}
+	return nil
+}
+
+// linkEscapes resolves the symlink at name component by component,
+// following the archive's symlinks, and reports whether a ".." ever climbs
+// above the root. Components that do not exist are taken as directories
+// (a dangling link is no escape unless its own ".." climbs out). A loop is
+// not an escape: it resolves to nothing.
+func linkEscapes(name, target string, links map[string]link, rootfs bool) bool {
+	var stack []string
+	if d := path.Dir(name); d != "." {
+		stack = strings.Split(d, "/")
+	}
+	queue := strings.Split(target, "/")
+	if strings.HasPrefix(target, "/") {
+		if !rootfs {
+			return true
+		}
+		stack = stack[:0]
+	}
+	for hops := 0; len(queue) > 0; {
+		comp := queue[0]
+		queue = queue[1:]
+		switch comp {
+		case "", ".":
+			continue
+		case "..":
+			if len(stack) == 0 {
+				return true
+			}
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		stack = append(stack, comp)
+		l, ok := links[strings.Join(stack, "/")]
+		if !ok {
+			continue
+		}
+		if hops++; hops > maxLinkHops {
+			return false
+		}
+		stack = stack[:len(stack)-1]
+		if strings.HasPrefix(l.target, "/") {
+			if !rootfs {
+				return true
+			}
+			stack = stack[:0]
+		}
+		queue = append(strings.Split(l.target, "/"), queue...)
+	}
+	return false
 }
