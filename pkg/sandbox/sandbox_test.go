@@ -487,7 +487,7 @@ func TestUnprivileged(t *testing.T) {
 	if err := os.Chown(tmp, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	c := exec.Command(bin, "-test.v", "-test.count=1", "-test.run", "^(TestEscapes|TestInside|TestEnvironment|TestExitStatusAndOutput|TestCompileC|TestStrayProcessDies|TestForkBomb|TestTimeout|TestCancel|TestConcurrent)$")
+	c := exec.Command(bin, "-test.v", "-test.count=1", "-test.run", "^(TestEscapes|TestInside|TestEnvironment|TestExitStatusAndOutput|TestCompileC|TestStrayProcessDies|TestForkBomb|TestTimeout|TestCancel|TestConcurrent|TestRootEtc)$")
 	c.Dir = tmp
 	c.Env = []string{"CAIRN_SANDBOX_UNPRIVILEGED=1", "CAIRN_TEST_STRICT=1", "TMPDIR=" + tmp, "HOME=" + tmp, "PATH=/usr/bin:/bin"}
 	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
@@ -531,5 +531,36 @@ func TestConcurrent(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestRootEtc layers cairn's passwd, group and hosts over a root tree's own
+// /etc, whether it has those files or not.
+func TestRootEtc(t *testing.T) {
+	needSandbox(t)
+	for _, own := range []bool{true, false} {
+		t.Run(fmt.Sprintf("root tree has passwd: %v", own), func(t *testing.T) {
+			f := newFixture(t)
+			etc := filepath.Join(f.root, "etc")
+			if err := os.Mkdir(etc, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			files := map[string]string{"os-release": "ID=fixture\n"}
+			if own {
+				files["passwd"] = "evil::0:0::/:/bin/sh\n"
+				files["group"] = "evil::0:\n"
+				files["hosts"] = "192.0.2.1 localhost\n"
+			}
+			for n, c := range files {
+				if err := os.WriteFile(filepath.Join(etc, n), []byte(c), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res, out := run(t, f.spec("/bin/sh", "-c", "cat /etc/os-release; grep -c evil /etc/passwd /etc/group; getent hosts localhost | head -n1 | cut -d' ' -f1; touch /etc/x 2>/dev/null || echo ro"))
+			want := "ID=fixture\n/etc/passwd:0\n/etc/group:0\n::1\nro\n"
+			if res.ExitCode != 0 || out != want {
+				t.Errorf("got %v and %q, want exit status 0 and %q", res, out, want)
+			}
+		})
 	}
 }

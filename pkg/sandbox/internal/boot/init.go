@@ -243,6 +243,17 @@ func tmpfs(what, dst string, flags uintptr, opts string) error {
 	return must("mount tmpfs", what, syscall.Mount("tmpfs", dst, "tmpfs", flags, opts))
 }
 
+// regularFiles reports whether dir holds each of files as a regular file.
+func regularFiles(dir string, files [][2]string) bool {
+	for _, f := range files {
+		fi, err := os.Lstat(dir + "/" + f[0])
+		if err != nil || !fi.Mode().IsRegular() {
+			return false
+		}
+	}
+	return true
+}
+
 // buildRoot assembles the sandbox's root and pivots into it.
 func buildRoot(c *Config) error {
 	steps := []func() error{
@@ -276,27 +287,52 @@ func buildRoot(c *Config) error {
 	if err := layer(host(c.Root), newRoot, skip, &ro); err != nil {
 		return err
 	}
-	// /etc: the root tree's entries, with passwd, group and hosts our own.
-	if err := must("mkdir", "/etc", os.Mkdir(newRoot+"/etc", 0o755)); err != nil {
-		return err
-	}
-	if fi, err := os.Lstat(host(c.Root) + "/etc"); err == nil && fi.IsDir() {
-		if err := layer(host(c.Root)+"/etc", newRoot+"/etc", map[string]bool{"passwd": true, "group": true, "hosts": true}, &ro); err != nil {
-			return err
-		}
-	}
+	// /etc: the root tree's, with passwd, group and hosts our own.
 	uid, gid := strconv.Itoa(c.BuildUID), strconv.Itoa(c.BuildGID)
 	hosts := "127.0.0.1 localhost\n::1 localhost\n"
 	if c.Hostname != "localhost" {
 		hosts += "127.0.0.1 " + c.Hostname + "\n"
 	}
-	for _, f := range [][2]string{
+	etc := [][2]string{
 		{"group", "root:x:0:\nbuilders:x:" + gid + ":builder\nnogroup:x:65534:\n"},
 		{"hosts", hosts},
 		{"passwd", "root:x:0:0:root:/root:/noshell\nbuilder:x:" + uid + ":" + gid + ":cairn build user:" + buildHome + ":/noshell\nnobody:x:65534:65534:nobody:/nonexistent:/noshell\n"},
-	} {
-		if err := must("write", "/etc/"+f[0], os.WriteFile(newRoot+"/etc/"+f[0], []byte(f[1]), 0o644)); err != nil {
+	}
+	rootEtc := host(c.Root) + "/etc"
+	if fi, err := os.Lstat(rootEtc); err == nil && fi.IsDir() && regularFiles(rootEtc, etc) {
+		// The usual case: one bind of the whole /etc (a distribution's has
+		// a hundred entries), our three files bound over its own. They
+		// live on the scratch tmpfs, which the binds keep alive.
+		if err := mkpoint(newRoot+"/etc", true); err != nil {
 			return err
+		}
+		if err := bind(rootEtc, newRoot+"/etc"); err != nil {
+			return err
+		}
+		ro = append(ro, newRoot+"/etc")
+		for _, f := range etc {
+			if err := must("write", "/etc/"+f[0], os.WriteFile("/etc-"+f[0], []byte(f[1]), 0o644)); err != nil {
+				return err
+			}
+			if err := bind("/etc-"+f[0], newRoot+"/etc/"+f[0]); err != nil {
+				return err
+			}
+		}
+	} else {
+		// No /etc, or one without those files: a tmpfs /etc of the root
+		// tree's entries and ours.
+		if err := must("mkdir", "/etc", os.Mkdir(newRoot+"/etc", 0o755)); err != nil {
+			return err
+		}
+		if fi != nil && fi.IsDir() {
+			if err := layer(rootEtc, newRoot+"/etc", map[string]bool{"passwd": true, "group": true, "hosts": true}, &ro); err != nil {
+				return err
+			}
+		}
+		for _, f := range etc {
+			if err := must("write", "/etc/"+f[0], os.WriteFile(newRoot+"/etc/"+f[0], []byte(f[1]), 0o644)); err != nil {
+				return err
+			}
 		}
 	}
 
