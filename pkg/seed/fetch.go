@@ -48,6 +48,27 @@ func (e *NotServedError) Error() string {
 
 func (e *NotServedError) Unwrap() error { return e.Err }
 
+// MissingError says that, with apt off, the cache and mirrors lack some
+// locked packages: the fix is a mirror that has them, or the archive.
+type MissingError struct {
+	Packages []string // NAME=VERSION, sorted
+	Tried    []string
+}
+
+func (e *MissingError) Error() string {
+	list := e.Packages
+	more := ""
+	if len(list) > 5 {
+		list, more = list[:5], fmt.Sprintf(" and %d more", len(e.Packages)-5)
+	}
+	tried := "nothing (no cache, no mirror)"
+	if len(e.Tried) > 0 {
+		tried = strings.Join(e.Tried, ", ")
+	}
+	return fmt.Sprintf("%d locked packages not in %s, and the archive is off: %s%s",
+		len(e.Packages), tried, strings.Join(list, ", "), more)
+}
+
 func (p Package) id() string { return p.Name + "=" + p.Version }
 
 // aptFileName is the name apt-get download gives a .deb: the epoch's colon

@@ -138,16 +138,23 @@ func TestFetchCorruptCache(t *testing.T) {
 	}
 }
 
-func TestFetchNotServedOffline(t *testing.T) {
-	a, b := fakeDeb("aa", "1", "a"), fakeDeb("bb", "2", "b")
-	_, err := Fetch(context.Background(), &Lock{Packages: []Package{a, b}}, t.TempDir(), WithMirror(t.TempDir()), WithoutApt())
-	var ns *NotServedError
-	if !errors.As(err, &ns) {
-		t.Fatalf("got %v, want a *NotServedError", err)
+func TestFetchMissingOffline(t *testing.T) {
+	var ps []Package
+	for _, n := range []string{"aa", "bb", "cc", "dd", "ee", "ff", "gg"} {
+		ps = append(ps, fakeDeb(n, "1", n))
 	}
-	for _, want := range []string{"aa=1", "bb=2", "scripts/lock-seed.sh"} {
+	mirror := t.TempDir()
+	_, err := Fetch(context.Background(), &Lock{Packages: ps}, t.TempDir(), WithMirror(mirror), WithoutApt())
+	var me *MissingError
+	if !errors.As(err, &me) {
+		t.Fatalf("got %v, want a *MissingError", err)
+	}
+	if len(me.Packages) != 7 || me.Packages[0] != "aa=1" {
+		t.Errorf("got %v, want the 7 packages, sorted", me.Packages)
+	}
+	for _, want := range []string{"7 locked packages", "mirror " + mirror, "aa=1", "ee=1", "and 2 more"} {
 		if !strings.Contains(err.Error(), want) {
-			t.Errorf("got %q, want it to name %s", err, want)
+			t.Errorf("got %q, want it to say %q", err, want)
 		}
 	}
 }

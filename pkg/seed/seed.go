@@ -14,8 +14,9 @@
 // under a private apt state whose sources are copied from the machine's
 // apt configuration. Every .deb is verified against the lock before use;
 // a mismatch is a *DigestMismatchError naming both digests, and the bytes
-// are not kept. A package no source has is a *NotServedError that names
-// scripts/lock-seed.sh as the fix.
+// are not kept. A package the archive no longer serves is a
+// *NotServedError that names scripts/lock-seed.sh as the fix; with apt off,
+// packages the cache and mirrors lack are one *MissingError.
 //
 // Each .deb is read by pkg/deb (its own ar reader; data.tar.xz through
 // github.com/ulikunitz/xz) and its data unpacked by the hardened pkg/archive
@@ -183,11 +184,11 @@ func fetchAll(ctx context.Context, lock *Lock, dir string, o *options) (map[stri
 		tried = append(tried, "mirror "+m)
 	}
 	if !o.apt {
-		var errs []error
+		e := &MissingError{Tried: tried}
 		for _, p := range sortedByName(missing) {
-			errs = append(errs, &NotServedError{Package: p.id(), Tried: append(tried, "apt (disabled)")})
+			e.Packages = append(e.Packages, p.id())
 		}
-		return nil, errors.Join(errs...)
+		return nil, e
 	}
 	if err := fromApt(ctx, o, sortedByName(missing), store, tried, dst, files); err != nil {
 		return nil, err
