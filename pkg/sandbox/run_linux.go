@@ -94,6 +94,14 @@ func start(ctx context.Context, s *Spec, c *boot.Config) (Result, error) {
 
 	// Pdeathsig fires when the creating thread exits: hold it until the
 	// init is reaped.
+	// A configuration that fits in the pipe goes in before Start, so the
+	// init need not wait for this goroutine to be scheduled.
+	cfg := c.Encode()
+	if _, err := cfgW.Write(cfg[:min(len(cfg), pipeSize)]); err != nil {
+		cfgW.Close()
+		repW.Close()
+		return Result{}, err
+	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	t0 := time.Now()
@@ -103,10 +111,14 @@ func start(ctx context.Context, s *Spec, c *boot.Config) (Result, error) {
 		return Result{}, startError(c.UserNS, err)
 	}
 	repW.Close()
-	go func() {
-		cfgW.Write(c.Encode())
-		cfgW.Close()
-	}()
+	if len(cfg) <= pipeSize {
+		cfgW.Close() // written before Start: the init reads it at once
+	} else {
+		go func() {
+			cfgW.Write(cfg[pipeSize:])
+			cfgW.Close()
+		}()
+	}
 	reports := make(chan []boot.Report, 1)
 	go func() {
 		data, _ := io.ReadAll(io.LimitReader(repR, 1<<20))
@@ -168,6 +180,9 @@ func start(ctx context.Context, s *Spec, c *boot.Config) (Result, error) {
 	}
 	return res, nil
 }
+
+// pipeSize is what a pipe holds without a reader (Linux's default is 64 KiB).
+const pipeSize = 60 << 10
 
 func cloneFlags(userns bool) uintptr {
 	f := uintptr(syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWNET |

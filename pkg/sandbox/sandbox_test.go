@@ -564,3 +564,14 @@ func TestRootEtc(t *testing.T) {
 		})
 	}
 }
+
+// TestLargeSpec sends a configuration larger than a pipe holds.
+func TestLargeSpec(t *testing.T) {
+	needSandbox(t)
+	f := newFixture(t)
+	s := f.spec("/bin/sh", "-c", "echo ${#BIG}")
+	s.Env = []string{"BIG=" + strings.Repeat("x", 100000)}
+	if res, out := run(t, s); !res.Success() || out != "100000\n" {
+		t.Errorf("got %v and %q, want exit status 0 and %q", res, out, "100000\n")
+	}
+}
