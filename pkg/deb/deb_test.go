@@ -190,3 +190,24 @@ func TestTruncatedData(t *testing.T) {
 		t.Errorf("got %v, want a truncation *FormatError", err)
 	}
 }
+
+// FuzzData: whatever the bytes, Data and the tar stream it returns end in
+// an error or EOF, never a panic or a hang.
+func FuzzData(f *testing.F) {
+	for _, name := range []string{"hello-xz.deb", "hello-gzip.deb", "hello-none.deb"} {
+		b, err := os.ReadFile("testdata/" + name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(arMagic + member("debian-binary", "2.0\n")))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rc, _, err := Data(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		defer rc.Close()
+		io.Copy(io.Discard, io.LimitReader(rc, 16<<20))
+	})
+}
