@@ -24,7 +24,7 @@ left behind.
 Refused, with the archive and the member named:
   - names that are absolute or have a '..' component, names over 4096 bytes
   - symlinks whose target, read from the link's own directory, leaves DIR
-    (absolute targets included)
+    (absolute targets included), directly or through other symlinks
   - any member that would be written through an earlier symlink
   - hardlinks whose target is not an earlier regular file of the archive
   - a member that changes the type of an earlier path (file, directory, symlink)

@@ -11,7 +11,9 @@
 // would be written through an earlier symlink, a duplicate that changes a
 // path's type (file, directory, symlink), a hardlink that does not name an
 // earlier regular file, and a symlink whose target, read lexically from the
-// link's own directory, leaves the tree. Device nodes, FIFOs, sparse members,
+// link's own directory, leaves the tree; once the whole archive is read,
+// every symlink is resolved through the others too, so that a chain of
+// links each harmless alone cannot climb out. Device nodes, FIFOs, sparse members,
 // setuid/setgid/sticky bits (unless ClearSpecialBits) and members past the
 // size and count limits are refused too. Each refusal is an *EntryError
 // naming the archive and the member, with a sentinel Reason for errors.Is.
