@@ -47,6 +47,7 @@ var fixture = []node{
 	{path: "name with spaces\tand tab", mode: 0o644, body: "odd name"},
 	{path: "unicodé/ファイル", mode: 0o644, body: "utf-8"},
 	{path: "empty", mode: 0o644, body: ""},
+	{path: "group-exec-only", mode: 0o654, body: "git reads only the owner's bit: 100644"},
 	{path: "z/.git-not-a-gitdir", mode: 0o644, body: "kept"},
 	{path: "dist/config.mak", mode: 0o644, body: "ignored by .gitignore, counted by cairn"},
 }
