@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
+	"unicode"
 
 	"github.com/cairn-build/cairn/pkg/archive"
 	"github.com/cairn-build/cairn/pkg/digest"
@@ -12,7 +15,7 @@ import (
 
 func init() {
 	var strip int
-	var asJSON, skipGit bool
+	var asJSON, skipGit, list bool
 	cmd := &cobra.Command{
 		Use:   "digest PATH_OR_ARCHIVE",
 		Short: "Print the tree digest and git tree id of a directory or archive",
@@ -41,6 +44,16 @@ Output, one per line:
 				return err
 			}
 			out := cmd.OutOrStdout()
+			if list {
+				// The tree digest's records, one a line, to explain a mismatch.
+				for _, e := range m {
+					p := e.Path
+					if strings.ContainsFunc(p, unicode.IsControl) {
+						p = strconv.Quote(p)
+					}
+					fmt.Fprintf(out, "%s %x %x %s\n", e.Kind.Mode(), e.SHA256, e.GitBlob, p)
+				}
+			}
 			if asJSON {
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
@@ -56,6 +69,7 @@ Output, one per line:
 	}
 	cmd.Flags().IntVar(&strip, "strip", 0, "remove `N` leading path components of archive members")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON object {tree_digest, git_tree, files}")
+	cmd.Flags().BoolVar(&list, "list", false, "first list every file: MODE SHA256 GIT-BLOB PATH (paths with control characters quoted)")
 	cmd.Flags().BoolVar(&skipGit, "skip-git-dirs", false, "for a directory: leave out .git directories, as git does")
 	rootCmd.AddCommand(cmd)
 }

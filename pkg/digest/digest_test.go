@@ -245,6 +245,25 @@ func TestDigestChangesWithContent(t *testing.T) {
 	}
 }
 
+func TestFromDirThroughSymlinkedRoot(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, filepath.Join(dir, "real"), fixture, time.Unix(0, 0))
+	if err := os.Symlink("real", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	a, err := FromDir(context.Background(), filepath.Join(dir, "real"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := FromDir(context.Background(), filepath.Join(dir, "link"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.TreeDigest() != b.TreeDigest() {
+		t.Errorf("through a symlinked root: got %s, want %s", b.TreeDigest(), a.TreeDigest())
+	}
+}
+
 func TestFromDirRefusesSpecialFiles(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "ok"), []byte("x"), 0o644)

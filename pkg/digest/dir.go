@@ -33,8 +33,8 @@ func SkipGitDirs() DirOption { return func(c *dirConfig) { c.skipGit = true } }
 // Workers sets how many files are hashed at once (default GOMAXPROCS).
 func Workers(n int) DirOption { return func(c *dirConfig) { c.workers = n } }
 
-// FromDir returns the manifest of the tree under dir. Symlinks are recorded,
-// never followed; dir itself may not be one. Files are hashed in parallel.
+// FromDir returns the manifest of the tree under dir. Symlinks under dir
+// are recorded, never followed. Files are hashed in parallel.
 func FromDir(ctx context.Context, dir string, opts ...DirOption) (Manifest, error) {
 	c := &dirConfig{workers: runtime.GOMAXPROCS(0)}
 	for _, o := range opts {
@@ -42,6 +42,12 @@ func FromDir(ctx context.Context, dir string, opts ...DirOption) (Manifest, erro
 	}
 	if c.workers < 1 {
 		c.workers = 1
+	}
+	// The root is what the caller named, so a symlink to it is followed;
+	// nothing under it ever is.
+	dir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, err
 	}
 	fi, err := os.Lstat(dir)
 	if err != nil {
