@@ -17,8 +17,9 @@ import (
 // refuses (see the package doc). Without Merge, dir must be absent or an
 // empty directory; the archive is extracted into a temporary sibling that
 // replaces dir only once the whole archive is in, so on any error dir is
-// left as it was and nothing else remains. With Merge, dir is created if
-// needed and written in place.
+// left as it was and nothing else remains (a process killed outright
+// leaves its ".DIR.unpack-*" sibling for the caller to clear). With Merge,
+// dir is created if needed and written in place.
 func Unpack(ctx context.Context, r io.Reader, dir string, opts ...Option) (Stats, error) {
 	c := newConfig(opts)
 	if c.merge {

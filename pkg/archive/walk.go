@@ -69,7 +69,8 @@ func RootfsLinks() Option { return func(c *config) { c.rootfsLinks = true } }
 
 // Merge lets Unpack write into a DIR that exists and holds files, replacing
 // files but never writing through a symlink. The unpack is then not atomic:
-// on error DIR may hold part of the archive.
+// on error DIR may hold part of the archive. Symlink chains are resolved
+// within one archive only, not through links already on disk.
 func Merge() Option { return func(c *config) { c.merge = true } }
 
 // ClearSpecialBits clears setuid, setgid and sticky bits instead of
