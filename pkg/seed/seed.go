@@ -112,9 +112,9 @@ func WithProgress(f func(Event)) Option {
 	}
 }
 
-// Fetch makes every .deb of lock available, verified, in dir (or in the
-// cache when one is set and dir is empty) and returns each package's file
-// by name.
+// Fetch makes every .deb of lock available, verified, as
+// sha256/XX/HEX.deb under the cache (WithCache) or, without one, under dir,
+// and returns each package's file by package name.
 func Fetch(ctx context.Context, lock *Lock, dir string, opts ...Option) (map[string]string, error) {
 	o := defaults()
 	for _, f := range opts {
