@@ -37,7 +37,7 @@ func WithTransport(t http.RoundTripper) PushOption {
 	return func(o *pushOptions) { o.transport = t }
 }
 
-// WithProgress sends upload progress to ch; Push closes it.
+// WithProgress sends upload progress to ch; Push closes it, on every return.
 func WithProgress(ch chan<- v1.Update) PushOption { return func(o *pushOptions) { o.progress = ch } }
 
 // ErrPlainHTTP refuses plain HTTP to a registry that is not on a loopback
@@ -54,6 +54,20 @@ func Push(ctx context.Context, dir, ref string, opts ...PushOption) (string, err
 	for _, f := range opts {
 		f(&o)
 	}
+	if o.progress != nil {
+		// remote.Write closes the channel once it runs; before that, Push does.
+		handed := false
+		defer func() {
+			if !handed {
+				close(o.progress)
+			}
+		}()
+		return pushWith(ctx, dir, ref, o, &handed)
+	}
+	return pushWith(ctx, dir, ref, o, new(bool))
+}
+
+func pushWith(ctx context.Context, dir, ref string, o pushOptions, handed *bool) (string, error) {
 	nameOpts := []name.Option{name.StrictValidation}
 	r, err := name.ParseReference(ref, nameOptsFor(ref, o.insecure, nameOpts)...)
 	if err != nil {
@@ -71,6 +85,7 @@ func Push(ctx context.Context, dir, ref string, opts ...PushOption) (string, err
 	if o.progress != nil {
 		ropts = append(ropts, remote.WithProgress(o.progress))
 	}
+	*handed = true
 	if err := remote.Write(r, img, ropts...); err != nil {
 		return "", fmt.Errorf("push %s to %s: %w", dir, ref, err)
 	}

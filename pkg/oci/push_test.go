@@ -187,3 +187,25 @@ func TestSchemeGuard(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestPushClosesProgress: every return closes the progress channel, so a
+// caller ranging over it cannot hang on an early error.
+func TestPushClosesProgress(t *testing.T) {
+	for _, ref := range []string{"UPPER/Case::", "127.0.0.1:1/x:y"} {
+		ch := make(chan v1.Update, 10)
+		done := make(chan struct{})
+		go func() {
+			for range ch {
+			}
+			close(done)
+		}()
+		if _, err := Push(context.Background(), t.TempDir(), ref, WithProgress(ch)); err == nil {
+			t.Errorf("%s: got no error", ref)
+		}
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: progress channel not closed", ref)
+		}
+	}
+}
