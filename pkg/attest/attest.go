@@ -1,0 +1,226 @@
+// Package attest writes what an auditor reads beside an image: an SBOM
+// (SPDX 2.3 JSON) and a provenance statement (in-toto Statement v1 with a
+// SLSA provenance v1 predicate), and checks a statement against the stack
+// definition it claims to come from.
+//
+// Both documents are pure functions of Inputs: the stack definition and its
+// digest, the seed lock, the recipes' files, the image's files and digests,
+// the action keys and cairn's version. Nothing comes from the clock, the
+// host, the user or map order: the SPDX namespace and the in-toto
+// invocation id are sha256 of the inputs, the timestamps are the stack's
+// SOURCE_DATE_EPOCH, every list is sorted, and JSON is written from structs
+// (the digest sets are maps, which encoding/json writes in key order). The
+// same inputs give the same bytes, so `cairn verify` can compare them too.
+//
+// An image's sources are those of its recipe and of every recipe it depends
+// on, transitively; the seed's packages are build tools of every image. A
+// resolved dependency is named by kind and name ("source:musl",
+// "seed:dash", "seed-lock", "recipe:musl/build.sh"), which is how Check
+// pairs a statement's dependencies with those re-derived from the stack and
+// names each one that differs, is missing or is extra.
+//
+// The formats, the build type URI and what each field holds are in
+// docs/attest.md.
+package attest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/cairn-build/cairn/pkg/digest"
+	"github.com/cairn-build/cairn/pkg/rootfs"
+	"github.com/cairn-build/cairn/pkg/sandbox"
+	"github.com/cairn-build/cairn/pkg/seed"
+	"github.com/cairn-build/cairn/pkg/stack"
+)
+
+// Inputs is everything both documents are made of. Load fills the part that
+// comes from the stack definition; the build adds the image, the targets,
+// the action keys and cairn's version.
+type Inputs struct {
+	CairnVersion string // "dev", "v0.3.1", …
+
+	Stack       *stack.Stack
+	StackPath   string // as recorded: give it relative, slash-separated
+	StackSHA256 string // hex sha256 of the stack file's bytes
+
+	Seed           *seed.Lock
+	SeedLockSHA256 string // hex sha256 of the lock file's bytes
+
+	// RecipeFiles are the files of every recipe of the stack, sorted by
+	// recipe then path. Only those of the image's recipes are written.
+	RecipeFiles []RecipeFile
+
+	SandboxSpec string // default sandbox.SpecVersion
+	Compressor  string // default rootfs.CompressorID
+
+	Targets    []string    // what the build was asked for; empty: everything
+	Image      Image       // the image both documents describe
+	ActionKeys []ActionKey // the steps the image was built by
+}
+
+// RecipeFile is one file of a recipe's directory.
+type RecipeFile struct {
+	Recipe string
+	Path   string // slash-separated, inside the recipe's directory
+	SHA256 string // hex
+	Exec   bool
+}
+
+// Image is one built image.
+type Image struct {
+	Name        string
+	Recipe      string
+	Tarball     string // file name of the rootfs tarball (no directory)
+	Digest      string // "sha256:…" of the tarball's bytes
+	DiffID      string // "sha256:…" of the uncompressed tar
+	OCIManifest string // "sha256:…" of the OCI manifest, when one was written
+	Files       []rootfs.Entry
+}
+
+// ActionKey is one step's action key and the output it produced.
+type ActionKey struct {
+	Step   string
+	Key    string // "sha256:…"
+	Output string // "sha256:…"
+}
+
+// Load reads the stack definition at file, its seed lock and its recipes'
+// files: the inputs a statement must name, re-derived from the definition.
+func Load(ctx context.Context, file string) (*Inputs, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("stack definition: %w", err)
+	}
+	st, err := stack.Parse(file, data)
+	if err != nil {
+		return nil, err
+	}
+	lockData, err := os.ReadFile(st.Seed.Lock)
+	if err != nil {
+		return nil, fmt.Errorf("seed lock: %w", err)
+	}
+	lock, err := seed.ParseLockFile(st.Seed.Lock)
+	if err != nil {
+		return nil, err
+	}
+	in := &Inputs{
+		Stack:          st,
+		StackPath:      filepath.ToSlash(file),
+		StackSHA256:    hexSHA256(data),
+		Seed:           lock,
+		SeedLockSHA256: hexSHA256(lockData),
+		SandboxSpec:    sandbox.SpecVersion,
+		Compressor:     rootfs.CompressorID,
+	}
+	for _, r := range st.Recipes {
+		files, err := recipeFiles(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		in.RecipeFiles = append(in.RecipeFiles, files...)
+	}
+	return in, nil
+}
+
+// recipeFiles digests a recipe's directory as the build does for its key.
+func recipeFiles(ctx context.Context, r stack.Recipe) ([]RecipeFile, error) {
+	m, err := digest.FromDir(ctx, r.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("recipe %s: %w", r.Name, err)
+	}
+	var out []RecipeFile
+	for _, e := range m {
+		if e.Kind == digest.Symlink {
+			return nil, fmt.Errorf("recipe %s: %s is a symbolic link; a recipe holds plain files", r.Name, e.Path)
+		}
+		out = append(out, RecipeFile{Recipe: r.Name, Path: e.Path, SHA256: hex.EncodeToString(e.SHA256[:]), Exec: e.Kind == digest.Exec})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out, nil
+}
+
+func hexSHA256(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// closure returns the recipes an image's recipe is built from, itself
+// included, and the sources they name, both sorted. With no stack or an
+// unknown recipe it returns every recipe and source: better to over-name
+// than to leave a component out.
+func (in *Inputs) closure() (recipes []string, sources []stack.Source) {
+	st := in.Stack
+	if st == nil {
+		return nil, nil
+	}
+	if st.Recipe(in.Image.Recipe) == nil {
+		for _, r := range st.Recipes {
+			recipes = append(recipes, r.Name)
+		}
+		return recipes, st.Sources
+	}
+	seenR, seenS := map[string]bool{}, map[string]bool{}
+	var walk func(name string)
+	walk = func(name string) {
+		if seenR[name] {
+			return
+		}
+		seenR[name] = true
+		r := st.Recipe(name)
+		if r == nil {
+			return
+		}
+		for _, s := range r.Sources {
+			seenS[s] = true
+		}
+		for _, d := range r.Deps {
+			walk(d)
+		}
+	}
+	walk(in.Image.Recipe)
+	for _, r := range st.Recipes {
+		if seenR[r.Name] {
+			recipes = append(recipes, r.Name)
+		}
+	}
+	for _, s := range st.Sources {
+		if seenS[s.Name] {
+			sources = append(sources, s)
+		}
+	}
+	return recipes, sources
+}
+
+func (in *Inputs) sandboxSpec() string {
+	if in.SandboxSpec != "" {
+		return in.SandboxSpec
+	}
+	return sandbox.SpecVersion
+}
+
+func (in *Inputs) compressor() string {
+	if in.Compressor != "" {
+		return in.Compressor
+	}
+	return rootfs.CompressorID
+}
+
+func (in *Inputs) epoch() int64 {
+	if in.Stack == nil {
+		return 0
+	}
+	return in.Stack.SourceDateEpoch
+}
+
+func (in *Inputs) stackName() string {
+	if in.Stack == nil {
+		return ""
+	}
+	return in.Stack.Name
+}

@@ -1,0 +1,469 @@
+package attest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	spdxjson "github.com/spdx/tools-golang/json"
+
+	"github.com/cairn-build/cairn/pkg/rootfs"
+)
+
+const fixtureStack = "testdata/stack/stack.toml"
+
+// fixture loads the test stack and builds a real rootfs tarball for its
+// image, so that the image's files are what rootfs.ListFile reports.
+func fixture(t *testing.T) *Inputs {
+	t.Helper()
+	in, err := Load(context.Background(), fixtureStack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	for _, f := range []struct {
+		path, body string
+		mode       os.FileMode
+	}{
+		{"bin/hello", "#!/bin/sh\necho hello\n", 0o755},
+		{"etc/hello.conf", "greeting = hello\n", 0o644},
+		{"usr/share/doc/hello/README", "read me\n", 0o644},
+	} {
+		p := filepath.Join(root, f.path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(f.body), f.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("hello", filepath.Join(root, "bin/hi")); err != nil {
+		t.Fatal(err)
+	}
+	res, err := rootfs.Write(context.Background(), root, t.TempDir(), "hello", rootfs.WithEpoch(in.Stack.SourceDateEpoch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := rootfs.ListFile(res.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.CairnVersion = "v0.0.0-test"
+	in.Targets = []string{"hello"}
+	in.Image = Image{
+		Name:    "hello",
+		Recipe:  "hello-image",
+		Tarball: filepath.Base(res.Path),
+		Digest:  res.Digest,
+		DiffID:  res.DiffID,
+		Files:   entries,
+	}
+	in.ActionKeys = []ActionKey{
+		{Step: "libc", Key: "sha256:" + strings.Repeat("d", 64), Output: "sha256:" + strings.Repeat("e", 64)},
+		{Step: "hello-image", Key: "sha256:" + strings.Repeat("f", 64), Output: "sha256:" + strings.Repeat("0", 64)},
+	}
+	return in
+}
+
+func TestSPDXParsesAndNamesEveryComponent(t *testing.T) {
+	in := fixture(t)
+	data, err := SPDX(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := spdxjson.Read(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("tools-golang cannot read the SBOM: %v\n%s", err, data)
+	}
+	if doc.SPDXVersion != "SPDX-2.3" {
+		t.Errorf("spdxVersion: got %q, want SPDX-2.3", doc.SPDXVersion)
+	}
+	if got, want := doc.CreationInfo.Created, "2023-11-14T22:13:20Z"; got != want {
+		t.Errorf("created: got %q, want %q (SOURCE_DATE_EPOCH)", got, want)
+	}
+	if !strings.HasPrefix(doc.DocumentNamespace, spdxNamespacePrefix+"fixture/hello-") {
+		t.Errorf("documentNamespace: got %q", doc.DocumentNamespace)
+	}
+
+	type pkg struct{ id, version, license, location, sha256 string }
+	got := map[string]pkg{}
+	refs := map[string][]string{}
+	for _, p := range doc.Packages {
+		sum := ""
+		for _, c := range p.PackageChecksums {
+			if c.Algorithm == "SHA256" {
+				sum = c.Value
+			}
+		}
+		id := string(p.PackageSPDXIdentifier)
+		got[id] = pkg{id, p.PackageVersion, p.PackageLicenseDeclared, p.PackageDownloadLocation, sum}
+		for _, r := range p.PackageExternalReferences {
+			refs[id] = append(refs[id], r.RefType+" "+r.Locator)
+		}
+	}
+	want := map[string]pkg{
+		"Image-hello":  {"Image-hello", in.Image.DiffID, "NOASSERTION", "NOASSERTION", hexOf(in.Image.Digest)},
+		"Source-libc":  {"Source-libc", "1.0", "MIT", "https://example.invalid/releases/libc-1.0.tar.gz", strings.Repeat("4", 64)},
+		"Source-hello": {"Source-hello", "2.12", "LicenseRef-public-domain", "NOASSERTION", strings.Repeat("ab", 32)},
+		"Seed-dash":    {"Seed-dash", "0.5.12-2", "NOASSERTION", "NOASSERTION", strings.Repeat("a", 64)},
+		"Seed-gawk":    {"Seed-gawk", "1:5.2.1-2", "NOASSERTION", "NOASSERTION", strings.Repeat("b", 64)},
+		"Seed-gcc-12":  {"Seed-gcc-12", "12.2.0-14+deb12u1", "NOASSERTION", "NOASSERTION", strings.Repeat("c", 64)},
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d packages, want %d (tool is not in the image and must not be named): %v", len(got), len(want), got)
+	}
+	for id, w := range want {
+		if g := got[id]; g != w {
+			t.Errorf("package %s: got %+v, want %+v", id, g, w)
+		}
+	}
+	for id, w := range map[string][]string{
+		"Source-libc": {
+			"cairn-tree sha256:" + strings.Repeat("1", 64),
+			"swh swh:1:dir:" + strings.Repeat("2", 40),
+			"swh swh:1:rev:" + strings.Repeat("3", 40),
+			"purl pkg:deb/debian/libc@1.0-1?arch=source",
+		},
+		"Source-hello": {
+			"cairn-tree sha256:" + strings.Repeat("5", 64),
+			"swh swh:1:dir:" + strings.Repeat("6", 40),
+			"purl pkg:deb/debian/hello@1%3A2.12-1?arch=source",
+		},
+		"Seed-gawk": {"purl pkg:deb/debian/gawk@1%3A5.2.1-2?arch=amd64"},
+	} {
+		if !reflect.DeepEqual(refs[id], w) {
+			t.Errorf("external refs of %s: got %q, want %q", id, refs[id], w)
+		}
+	}
+	if len(doc.OtherLicenses) != 1 || doc.OtherLicenses[0].LicenseIdentifier != "LicenseRef-public-domain" {
+		t.Errorf("hasExtractedLicensingInfos: got %+v, want LicenseRef-public-domain defined", doc.OtherLicenses)
+	}
+
+	// Every regular file of the tarball, with its sha256; no symlink.
+	files := map[string]string{}
+	for _, f := range doc.Files {
+		for _, c := range f.Checksums {
+			files[f.FileName] = c.Value
+		}
+	}
+	wantFiles := map[string]string{}
+	for _, e := range in.Image.Files {
+		if e.Type == rootfs.TypeFile {
+			wantFiles["./"+e.Path] = hexOf(e.SHA256)
+		}
+	}
+	if len(wantFiles) != 3 || !reflect.DeepEqual(files, wantFiles) {
+		t.Errorf("files: got %v, want %v", files, wantFiles)
+	}
+
+	rels := map[string]int{}
+	for _, r := range doc.Relationships {
+		rels[r.Relationship+" "+string(r.RefA.ElementRefID)+">"+strings.SplitN(string(r.RefB.ElementRefID), "-", 2)[0]]++
+	}
+	for k, n := range map[string]int{
+		"DESCRIBES DOCUMENT>Image":          1,
+		"CONTAINS Image-hello>File":         3,
+		"GENERATED_FROM Image-hello>Source": 2,
+		"BUILD_TOOL_OF Seed-dash>Image":     1,
+		"BUILD_TOOL_OF Seed-gcc-12>Image":   1,
+	} {
+		if rels[k] != n {
+			t.Errorf("relationships %q: got %d, want %d (all: %v)", k, rels[k], n, rels)
+		}
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	for _, gen := range []struct {
+		name string
+		fn   func(*Inputs) ([]byte, error)
+	}{{"spdx", SPDX}, {"provenance", Provenance}} {
+		t.Run(gen.name, func(t *testing.T) {
+			a, b := fixture(t), fixture(t)
+			// Order must not matter: the build may list keys in any order.
+			b.ActionKeys[0], b.ActionKeys[1] = b.ActionKeys[1], b.ActionKeys[0]
+			x, err := gen.fn(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			y, err := gen.fn(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(x, y) {
+				t.Fatalf("two runs differ:\n%s\n---\n%s", x, y)
+			}
+			c := fixture(t)
+			c.Image.Digest = "sha256:" + strings.Repeat("9", 64)
+			z, err := gen.fn(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Equal(x, z) {
+				t.Fatal("another image digest gave the same bytes")
+			}
+		})
+	}
+}
+
+func TestProvenanceStatement(t *testing.T) {
+	in := fixture(t)
+	data, err := Provenance(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(data, &raw); err != nil {
+		t.Fatal(err)
+	}
+	if raw["_type"] != StatementType || raw["predicateType"] != PredicateType {
+		t.Errorf("_type %v, predicateType %v: want %s, %s", raw["_type"], raw["predicateType"], StatementType, PredicateType)
+	}
+	st, err := ParseStatement(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := st.Subject[0].Digest["sha256"], hexOf(in.Image.Digest); got != want {
+		t.Errorf("subject sha256: got %s, want %s", got, want)
+	}
+	def := st.Predicate.BuildDefinition
+	if got, want := def.ExternalParameters.Stack.Digest["sha256"], in.StackSHA256; got != want || len(want) != 64 {
+		t.Errorf("stack sha256: got %s, want %s", got, want)
+	}
+	var names []string
+	for _, d := range def.ResolvedDependencies {
+		names = append(names, d.Name)
+	}
+	wantNames := []string{
+		"recipe:hello-image/build.sh", "recipe:hello-image/recipe.toml",
+		"recipe:hello/0001-fixture.patch", "recipe:hello/build.sh", "recipe:hello/recipe.toml",
+		"recipe:libc/build.sh", "recipe:libc/recipe.toml",
+		"seed-lock", "seed:dash", "seed:gawk", "seed:gcc-12",
+		"source:hello", "source:libc",
+	}
+	if !reflect.DeepEqual(names, wantNames) {
+		t.Errorf("resolved dependencies:\ngot  %q\nwant %q", names, wantNames)
+	}
+	libc := def.ResolvedDependencies[len(names)-1]
+	wantLibc := map[string]string{"cairnTree": strings.Repeat("1", 64), "gitTree": strings.Repeat("2", 40),
+		"gitCommit": strings.Repeat("3", 40), "sha256": strings.Repeat("4", 64)}
+	if !reflect.DeepEqual(libc.Digest, wantLibc) {
+		t.Errorf("source:libc digest: got %v, want %v", libc.Digest, wantLibc)
+	}
+	rd := st.Predicate.RunDetails
+	if rd.Builder.ID != BuilderIDStart+"v0.0.0-test" || rd.Metadata.StartedOn != "2023-11-14T22:13:20Z" {
+		t.Errorf("builder %q, startedOn %q", rd.Builder.ID, rd.Metadata.StartedOn)
+	}
+	if len(rd.Byproducts) != 2 || rd.Byproducts[0].Name != "action:hello-image" {
+		t.Errorf("byproducts: got %+v, want the two action keys sorted by step", rd.Byproducts)
+	}
+}
+
+// tamper edits a statement as a forger (or a corrupted disk) would.
+func tamper(t *testing.T, data []byte, edit func(*Statement)) []byte {
+	t.Helper()
+	st, err := ParseStatement(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(st)
+	out, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func dep(st *Statement, name string) *ResourceDescriptor {
+	for i := range st.Predicate.BuildDefinition.ResolvedDependencies {
+		if d := &st.Predicate.BuildDefinition.ResolvedDependencies[i]; d.Name == name {
+			return d
+		}
+	}
+	panic("no dependency " + name)
+}
+
+func TestCheck(t *testing.T) {
+	in := fixture(t)
+	good, err := Provenance(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := strings.Repeat("0", 64)
+	for _, tc := range []struct {
+		name string
+		edit func(*Statement)
+		want []string // Input/Field of each mismatch, in order
+	}{
+		{"untouched", func(*Statement) {}, nil},
+		{"source tree", func(s *Statement) { dep(s, "source:libc").Digest["cairnTree"] = zero }, []string{"source:libc/digest.cairnTree"}},
+		{"source archive", func(s *Statement) { dep(s, "source:libc").Digest["sha256"] = zero }, []string{"source:libc/digest.sha256"}},
+		{"git commit dropped", func(s *Statement) { delete(dep(s, "source:libc").Digest, "gitCommit") }, []string{"source:libc/digest.gitCommit"}},
+		{"seed package", func(s *Statement) { dep(s, "seed:dash").Digest["sha256"] = zero }, []string{"seed:dash/digest.sha256"}},
+		{"seed lock", func(s *Statement) { dep(s, "seed-lock").Digest["sha256"] = zero }, []string{"seed-lock/digest.sha256"}},
+		{"recipe file", func(s *Statement) { dep(s, "recipe:hello/build.sh").Digest["sha256"] = zero }, []string{"recipe:hello/build.sh/digest.sha256"}},
+		{"recipe mode", func(s *Statement) { dep(s, "recipe:hello/build.sh").Annotations["mode"] = "0644" }, []string{"recipe:hello/build.sh/annotations.mode"}},
+		{"source uri", func(s *Statement) { dep(s, "source:libc").URI = "https://example.invalid/evil.tar.gz" }, []string{"source:libc/uri"}},
+		{"stack digest", func(s *Statement) { s.Predicate.BuildDefinition.ExternalParameters.Stack.Digest["sha256"] = zero }, []string{"stack/sha256"}},
+		{"compressor", func(s *Statement) { s.Predicate.BuildDefinition.InternalParameters.Compressor = "gzip" }, []string{"internal:compressor/value"}},
+		{"epoch", func(s *Statement) { s.Predicate.BuildDefinition.InternalParameters.SourceDateEpoch = 1 }, []string{"internal:sourceDateEpoch/value"}},
+		{"dependency removed", func(s *Statement) {
+			d := &s.Predicate.BuildDefinition.ResolvedDependencies
+			*d = (*d)[1:]
+		}, []string{"recipe:hello-image/build.sh/"}},
+		{"dependency added", func(s *Statement) {
+			d := &s.Predicate.BuildDefinition.ResolvedDependencies
+			*d = append(*d, ResourceDescriptor{Name: "source:tool", Digest: map[string]string{"cairnTree": zero}})
+		}, []string{"source:tool/"}},
+		{"dependency twice", func(s *Statement) {
+			d := &s.Predicate.BuildDefinition.ResolvedDependencies
+			*d = append(*d, (*d)[0])
+		}, []string{"recipe:hello-image/build.sh/name"}},
+		{"unknown image", func(s *Statement) { s.Predicate.BuildDefinition.ExternalParameters.Image = "nginx" }, []string{"image:nginx/"}},
+		{"several at once", func(s *Statement) {
+			dep(s, "source:hello").Digest["cairnTree"] = zero
+			dep(s, "seed:gcc-12").Digest["sha256"] = zero
+			s.Predicate.BuildDefinition.ExternalParameters.Stack.Digest["sha256"] = zero
+		}, []string{"seed:gcc-12/digest.sha256", "source:hello/digest.cairnTree", "stack/sha256"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ms, err := Check(tamper(t, good, tc.edit), in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, m := range ms {
+				got = append(got, m.Input+"/"+m.Field)
+				if m.String() == "" || !strings.Contains(m.String(), m.Input) {
+					t.Errorf("%+v: String() %q does not name the input", m, m.String())
+				}
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("mismatches: got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestCheckStackChanged edits the stack definition, not the statement: a
+// re-pinned source is named, and so is the definition's digest.
+func TestCheckStackChanged(t *testing.T) {
+	in := fixture(t)
+	good, err := Provenance(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("testdata/stack")); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "stack.toml")
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = bytes.Replace(data, []byte(strings.Repeat("5", 64)), []byte(strings.Repeat("9", 64)), 1)
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "recipes/hello/build.sh"), []byte("#!/bin/sh\necho changed\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := Load(context.Background(), file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := Check(good, changed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range ms {
+		got = append(got, m.Input+"/"+m.Field)
+	}
+	sort.Strings(got)
+	want := []string{"recipe:hello/build.sh/digest.sha256", "source:hello/digest.cairnTree", "stack/sha256"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("mismatches: got %q, want %q", got, want)
+	}
+}
+
+func TestParseStatementRefuses(t *testing.T) {
+	in := fixture(t)
+	good, err := Provenance(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{
+		{"empty", nil},
+		{"not json", []byte("<xml/>")},
+		{"array", []byte("[]")},
+		{"trailing data", append(append([]byte{}, good...), []byte(`{"x":1}`)...)},
+		{"other statement type", bytes.Replace(good, []byte(StatementType), []byte("https://in-toto.io/Statement/v0.1"), 1)},
+		{"other predicate", bytes.Replace(good, []byte(PredicateType), []byte("https://slsa.dev/provenance/v0.2"), 1)},
+		{"other build type", bytes.Replace(good, []byte(BuildType), []byte("https://example.invalid/build"), 1)},
+		{"no image", bytes.Replace(good, []byte(`"image": "hello"`), []byte(`"image": ""`), 1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if bytes.Equal(tc.data, good) {
+				t.Fatal("the fixture edit did not apply")
+			}
+			if _, err := Check(tc.data, in); !errors.Is(err, ErrStatement) {
+				t.Errorf("got %v, want ErrStatement", err)
+			}
+		})
+	}
+}
+
+func TestRefusesBadDigests(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*Inputs)
+		want string
+	}{
+		{"image digest", func(in *Inputs) { in.Image.Digest = "md5:00" }, "image hello digest"},
+		{"file digest", func(in *Inputs) { in.Image.Files[len(in.Image.Files)-1].SHA256 = "sha256:XYZ" }, "entry "},
+		{"action key", func(in *Inputs) { in.ActionKeys[0].Key = "" }, "action key of libc"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := fixture(t)
+			// The last entry must be a file for the file row.
+			sort.SliceStable(in.Image.Files, func(i, j int) bool {
+				return in.Image.Files[i].Type != rootfs.TypeFile && in.Image.Files[j].Type == rootfs.TypeFile
+			})
+			tc.edit(in)
+			_, err1 := SPDX(in)
+			_, err2 := Provenance(in)
+			err := err1
+			if tc.name == "action key" {
+				err = err2
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error naming %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestPURL(t *testing.T) {
+	for _, tc := range []struct{ name, version, arch, want string }{
+		{"dash", "0.5.12-2", "amd64", "pkg:deb/debian/dash@0.5.12-2?arch=amd64"},
+		{"gawk", "1:5.2.1-2", "amd64", "pkg:deb/debian/gawk@1%3A5.2.1-2?arch=amd64"},
+		{"gcc-12", "12.2.0-14+deb12u1", "amd64", "pkg:deb/debian/gcc-12@12.2.0-14+deb12u1?arch=amd64"},
+		{"debianutils", "5.7-0.5~deb12u1", "amd64", "pkg:deb/debian/debianutils@5.7-0.5~deb12u1?arch=amd64"},
+	} {
+		if got := debPURL(tc.name, tc.version, tc.arch); got != tc.want {
+			t.Errorf("debPURL(%q, %q): got %q, want %q", tc.name, tc.version, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,374 @@
+package attest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cairn-build/cairn/pkg/rootfs"
+	"github.com/cairn-build/cairn/pkg/stack"
+)
+
+// Namespace prefixes. The .invalid names are cairn's own stable strings:
+// they identify, they are not fetched.
+const (
+	spdxNamespacePrefix = "https://cairn.invalid/spdx/"
+	noAssertion         = "NOASSERTION"
+)
+
+type spdxDocument struct {
+	SPDXVersion       string             `json:"spdxVersion"`
+	DataLicense       string             `json:"dataLicense"`
+	SPDXID            string             `json:"SPDXID"`
+	Name              string             `json:"name"`
+	DocumentNamespace string             `json:"documentNamespace"`
+	CreationInfo      spdxCreationInfo   `json:"creationInfo"`
+	Packages          []spdxPackage      `json:"packages"`
+	Files             []spdxFile         `json:"files,omitempty"`
+	OtherLicenses     []spdxOtherLicense `json:"hasExtractedLicensingInfos,omitempty"`
+	Relationships     []spdxRelationship `json:"relationships"`
+}
+
+type spdxCreationInfo struct {
+	Created  string   `json:"created"`
+	Creators []string `json:"creators"`
+}
+
+type spdxPackage struct {
+	Name                  string         `json:"name"`
+	SPDXID                string         `json:"SPDXID"`
+	VersionInfo           string         `json:"versionInfo,omitempty"`
+	PackageFileName       string         `json:"packageFileName,omitempty"`
+	DownloadLocation      string         `json:"downloadLocation"`
+	FilesAnalyzed         bool           `json:"filesAnalyzed"`
+	Checksums             []spdxChecksum `json:"checksums,omitempty"`
+	LicenseConcluded      string         `json:"licenseConcluded"`
+	LicenseDeclared       string         `json:"licenseDeclared"`
+	CopyrightText         string         `json:"copyrightText"`
+	Comment               string         `json:"comment,omitempty"`
+	ExternalRefs          []spdxExtRef   `json:"externalRefs,omitempty"`
+	PrimaryPackagePurpose string         `json:"primaryPackagePurpose,omitempty"`
+	BuiltDate             string         `json:"builtDate,omitempty"`
+	HasFiles              []string       `json:"hasFiles,omitempty"`
+}
+
+type spdxChecksum struct {
+	Algorithm string `json:"algorithm"`
+	Value     string `json:"checksumValue"`
+}
+
+type spdxExtRef struct {
+	Category string `json:"referenceCategory"`
+	Type     string `json:"referenceType"`
+	Locator  string `json:"referenceLocator"`
+	Comment  string `json:"comment,omitempty"`
+}
+
+type spdxFile struct {
+	FileName         string         `json:"fileName"`
+	SPDXID           string         `json:"SPDXID"`
+	Checksums        []spdxChecksum `json:"checksums"`
+	LicenseConcluded string         `json:"licenseConcluded"`
+	CopyrightText    string         `json:"copyrightText"`
+	Comment          string         `json:"comment,omitempty"`
+}
+
+type spdxOtherLicense struct {
+	LicenseID     string `json:"licenseId"`
+	ExtractedText string `json:"extractedText"`
+	Name          string `json:"name"`
+}
+
+type spdxRelationship struct {
+	Element string `json:"spdxElementId"`
+	Type    string `json:"relationshipType"`
+	Related string `json:"relatedSpdxElement"`
+}
+
+// SPDX returns the image's SBOM as SPDX 2.3 JSON: the image as a package
+// holding its files, the sources it was built from (GENERATED_FROM) and the
+// seed's packages (BUILD_TOOL_OF).
+func SPDX(in *Inputs) ([]byte, error) {
+	img := in.Image
+	if img.Name == "" {
+		return nil, fmt.Errorf("sbom: no image name")
+	}
+	if err := checkDigest("image "+img.Name+" digest", img.Digest); err != nil {
+		return nil, fmt.Errorf("sbom: %w", err)
+	}
+	created := rfc3339(in.epoch())
+	_, sources := in.closure()
+
+	imageID := "SPDXRef-Image-" + spdxIDPart(img.Name)
+	doc := spdxDocument{
+		SPDXVersion: "SPDX-2.3",
+		DataLicense: "CC0-1.0",
+		SPDXID:      "SPDXRef-DOCUMENT",
+		Name:        "cairn-" + in.stackName() + "-" + img.Name,
+		CreationInfo: spdxCreationInfo{
+			Created:  created,
+			Creators: []string{"Tool: cairn-" + versionOr(in.CairnVersion)},
+		},
+	}
+
+	imgPkg := spdxPackage{
+		Name:                  img.Name,
+		SPDXID:                imageID,
+		VersionInfo:           img.DiffID,
+		PackageFileName:       img.Tarball,
+		DownloadLocation:      noAssertion,
+		FilesAnalyzed:         true,
+		Checksums:             []spdxChecksum{{"SHA256", hexOf(img.Digest)}},
+		LicenseConcluded:      noAssertion,
+		LicenseDeclared:       noAssertion,
+		CopyrightText:         noAssertion,
+		PrimaryPackagePurpose: "CONTAINER",
+		BuiltDate:             created,
+		Comment:               "rootfs tarball; versionInfo is the sha256 of the uncompressed tar (the OCI DiffID)",
+	}
+	if img.OCIManifest != "" {
+		imgPkg.ExternalRefs = append(imgPkg.ExternalRefs, spdxExtRef{"OTHER", "oci-manifest", img.OCIManifest, "sha256 of the image's OCI manifest"})
+	}
+	files, err := spdxFiles(img.Files)
+	if err != nil {
+		return nil, fmt.Errorf("sbom: image %s: %w", img.Name, err)
+	}
+	for _, f := range files {
+		imgPkg.HasFiles = append(imgPkg.HasFiles, f.SPDXID)
+	}
+	doc.Packages = append(doc.Packages, imgPkg)
+	doc.Files = files
+	doc.Relationships = append(doc.Relationships, spdxRelationship{"SPDXRef-DOCUMENT", "DESCRIBES", imageID})
+	for _, f := range files {
+		doc.Relationships = append(doc.Relationships, spdxRelationship{imageID, "CONTAINS", f.SPDXID})
+	}
+
+	licenseRefs := map[string]bool{}
+	for _, s := range sources {
+		p := sourcePackage(s)
+		doc.Packages = append(doc.Packages, p)
+		doc.Relationships = append(doc.Relationships, spdxRelationship{imageID, "GENERATED_FROM", p.SPDXID})
+		for _, ref := range licenseRefsOf(s.License) {
+			licenseRefs[ref] = true
+		}
+	}
+	if in.Seed != nil {
+		for _, p := range in.Seed.Packages {
+			id := "SPDXRef-Seed-" + spdxIDPart(p.Name)
+			doc.Packages = append(doc.Packages, spdxPackage{
+				Name:             p.Name,
+				SPDXID:           id,
+				VersionInfo:      p.Version,
+				PackageFileName:  baseName(p.Filename),
+				DownloadLocation: noAssertion,
+				Checksums:        []spdxChecksum{{"SHA256", p.SHA256}},
+				LicenseConcluded: noAssertion,
+				LicenseDeclared:  noAssertion,
+				CopyrightText:    noAssertion,
+				ExternalRefs:     []spdxExtRef{{"PACKAGE-MANAGER", "purl", debPURL(p.Name, p.Version, p.Arch), ""}},
+				Comment:          "a package of the seed, the build-time root every step ran on",
+			})
+			doc.Relationships = append(doc.Relationships, spdxRelationship{id, "BUILD_TOOL_OF", imageID})
+		}
+	}
+	refs := make([]string, 0, len(licenseRefs))
+	for r := range licenseRefs {
+		refs = append(refs, r)
+	}
+	sort.Strings(refs)
+	for _, r := range refs {
+		doc.OtherLicenses = append(doc.OtherLicenses, spdxOtherLicense{
+			LicenseID:     r,
+			Name:          strings.TrimPrefix(r, "LicenseRef-"),
+			ExtractedText: "Declared as " + r + " by the stack definition; the licence's text is not recorded in this document.",
+		})
+	}
+
+	// The namespace names the document by what it describes: the same
+	// inputs, the same namespace; any other input, another one.
+	body, err := json.Marshal(doc)
+	if err != nil {
+		return nil, err
+	}
+	doc.DocumentNamespace = spdxNamespacePrefix + spdxIDPart(in.stackName()) + "/" + spdxIDPart(img.Name) + "-" + hexSHA256(body)
+	return marshal(doc)
+}
+
+func sourcePackage(s stack.Source) spdxPackage {
+	lic := s.License
+	if lic == "" {
+		lic = noAssertion
+	}
+	p := spdxPackage{
+		Name:             s.Name,
+		SPDXID:           "SPDXRef-Source-" + spdxIDPart(s.Name),
+		VersionInfo:      s.Version,
+		DownloadLocation: noAssertion,
+		LicenseConcluded: lic,
+		LicenseDeclared:  lic,
+		CopyrightText:    noAssertion,
+		Comment:          "a pinned source; its identity is the cairn tree digest (externalRefs cairn-tree, docs/digest.md)",
+	}
+	switch {
+	case len(s.Archives) > 0:
+		p.DownloadLocation = s.Archives[0]
+	case s.Git != "":
+		p.DownloadLocation = "git+" + s.Git
+		if s.Pin.GitCommit != "" {
+			p.DownloadLocation += "@" + s.Pin.GitCommit
+		}
+	}
+	if s.Pin.ArchiveSHA256 != "" {
+		p.Checksums = []spdxChecksum{{"SHA256", s.Pin.ArchiveSHA256}}
+	}
+	p.ExternalRefs = append(p.ExternalRefs, spdxExtRef{"OTHER", "cairn-tree", s.Pin.Tree, "cairn tree v1 digest of the source's files"})
+	// A git tree id is a Software Heritage directory id, and a commit id
+	// a revision id: the persistent identifiers SPDX knows.
+	if s.Pin.GitTree != "" {
+		p.ExternalRefs = append(p.ExternalRefs, spdxExtRef{"PERSISTENT-ID", "swh", "swh:1:dir:" + s.Pin.GitTree, "the git tree of the source's files"})
+	}
+	if s.Pin.GitCommit != "" {
+		p.ExternalRefs = append(p.ExternalRefs, spdxExtRef{"PERSISTENT-ID", "swh", "swh:1:rev:" + s.Pin.GitCommit, "the git commit the source is"})
+	}
+	if name, version := s.DebianPackage(); name != "" {
+		p.ExternalRefs = append(p.ExternalRefs, spdxExtRef{"PACKAGE-MANAGER", "purl", debPURL(name, version, "source"), "the Debian source package that carries the same files"})
+	}
+	return p
+}
+
+// spdxFiles lists the image's regular files and hard links, sorted by path.
+// Directories and symbolic links have no content to check and are left
+// out.
+func spdxFiles(entries []rootfs.Entry) ([]spdxFile, error) {
+	var out []spdxFile
+	ids := map[string]string{}
+	for _, e := range entries {
+		if e.Type != rootfs.TypeFile && e.Type != rootfs.TypeHardlink {
+			continue
+		}
+		if err := checkDigest("entry "+e.Path, e.SHA256); err != nil {
+			return nil, err
+		}
+		// The id is a hash of the path: stable when other files come and go.
+		id := "SPDXRef-File-" + hexSHA256([]byte(e.Path))[:20]
+		if prev, ok := ids[id]; ok {
+			return nil, fmt.Errorf("entries %s and %s: same SPDX id (listed twice?)", prev, e.Path)
+		}
+		ids[id] = e.Path
+		f := spdxFile{
+			FileName:         "./" + e.Path,
+			SPDXID:           id,
+			Checksums:        []spdxChecksum{{"SHA256", hexOf(e.SHA256)}},
+			LicenseConcluded: noAssertion,
+			CopyrightText:    noAssertion,
+		}
+		if e.Type == rootfs.TypeHardlink {
+			f.Comment = "hard link to ./" + e.Link
+		}
+		out = append(out, f)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].FileName < out[j].FileName })
+	return out, nil
+}
+
+// licenseRefsOf returns the LicenseRef- identifiers of an SPDX expression,
+// which a document must define.
+func licenseRefsOf(expr string) []string {
+	var out []string
+	for _, tok := range strings.FieldsFunc(expr, func(r rune) bool { return r == ' ' || r == '(' || r == ')' }) {
+		if strings.HasPrefix(tok, "LicenseRef-") {
+			out = append(out, tok)
+		}
+	}
+	return out
+}
+
+// debPURL is a Debian package's purl. The version is percent-encoded where
+// purl requires it (an epoch's colon).
+func debPURL(name, version, arch string) string {
+	return "pkg:deb/debian/" + name + "@" + purlEscape(version) + "?arch=" + arch
+}
+
+func purlEscape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(".-_~+", c) >= 0 {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+// spdxIDPart keeps what an SPDX id may hold: letters, digits, '.' and '-'.
+func spdxIDPart(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' {
+			b.WriteByte(c)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	return b.String()
+}
+
+func rfc3339(epoch int64) string { return time.Unix(epoch, 0).UTC().Format(time.RFC3339) }
+
+func versionOr(v string) string {
+	if v == "" {
+		return "dev"
+	}
+	return v
+}
+
+func baseName(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+// hexOf strips the "sha256:" of a digest.
+func hexOf(d string) string { return strings.TrimPrefix(d, "sha256:") }
+
+// checkDigest refuses anything but "sha256:" and 64 lowercase hex digits.
+func checkDigest(what, d string) error {
+	h, ok := strings.CutPrefix(d, "sha256:")
+	if !ok || !isHex64(h) {
+		return fmt.Errorf("%s: %q is not sha256:HEX", what, d)
+	}
+	return nil
+}
+
+func isHex64(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// marshal writes indented JSON without HTML escaping and with a final
+// newline: the bytes are the contract.
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

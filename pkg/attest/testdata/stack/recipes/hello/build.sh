@@ -1,0 +1,3 @@
+#!/bin/sh
+# fixture: never run
+echo hello
