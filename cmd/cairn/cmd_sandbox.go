@@ -22,6 +22,7 @@ type sandboxFlags struct {
 	env      []string
 	dir      string
 	hostname string
+	asRoot   bool
 	timeout  time.Duration
 	log      string
 	quiet    bool
@@ -90,6 +91,7 @@ killed when it exits.`,
 		fl.StringArrayVar(&f.env, "env", nil, "declare KEY=VALUE in the command's environment (repeatable; PATH may be set)")
 		fl.StringVar(&f.dir, "dir", sandbox.DefaultDir, "working directory inside")
 		fl.StringVar(&f.hostname, "hostname", "localhost", "hostname inside")
+		fl.BoolVar(&f.asRoot, "as-root", false, "run the command as uid 0 of its own user namespace (it may chroot and drop ids, as daemons do; it still cannot remount or reach the host)")
 		fl.DurationVar(&f.timeout, "timeout", 0, "kill the sandbox after this long (e.g. 30s, 10m; 0: no limit)")
 		fl.Uint64Var(&f.nproc, "nproc", 0, "process limit inside (default 1024)")
 		fl.Uint64Var(&f.nofile, "nofile", 0, "open-file limit inside (default 4096)")
@@ -117,7 +119,7 @@ func parseMount(spec string, writable bool) (sandbox.Mount, error) {
 
 func sandboxRun(cmd *cobra.Command, f *sandboxFlags, args []string, tty bool) error {
 	s := sandbox.Spec{
-		Root: f.root, Args: args, Env: f.env, Dir: f.dir, Hostname: f.hostname, Timeout: f.timeout,
+		Root: f.root, Args: args, Env: f.env, Dir: f.dir, Hostname: f.hostname, Timeout: f.timeout, AsRoot: f.asRoot,
 		Limits: sandbox.Limits{NProc: f.nproc, NoFile: f.nofile},
 	}
 	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {

@@ -575,3 +575,38 @@ func TestLargeSpec(t *testing.T) {
 		t.Errorf("got %v and %q, want exit status 0 and %q", res, out, "100000\n")
 	}
 }
+
+// AsRoot gives the command uid 0 of its own user namespace, for daemons
+// that chroot and drop ids; the sandbox's mounts must stay locked.
+func TestAsRoot(t *testing.T) {
+	needSandbox(t)
+	f := newFixture(t)
+	for _, tc := range []struct {
+		name, script string
+		want         int
+	}{
+		{"is uid 0 inside", `test "$(id -u):$(id -g)" = 0:0`, 0},
+		{"may chroot", "chroot / /usr/bin/true", 0},
+		{"may setgroups to its gid", "setpriv --groups 0 true", 0},
+		{"cannot remount the root tree rw", "mount -o remount,rw /usr", 1},
+		{"cannot remount in a new mount namespace", "unshare -m sh -c 'mount -o remount,rw /usr && touch /usr/cairn-escape'", 1},
+		{"cannot write a read-only input", "echo x > /src/in/file", 1},
+		{"cannot reach another uid", "setpriv --reuid 1 true", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := f.spec("/bin/sh", "-c", tc.script+" >/dev/null 2>&1 || exit 1")
+			s.AsRoot = true
+			res, out := run(t, s)
+			if res.ExitCode != tc.want {
+				t.Errorf("%s: exit %d, want %d\n%s", tc.script, res.ExitCode, tc.want, out)
+			}
+		})
+	}
+	if _, err := os.Stat("/usr/cairn-escape"); err == nil {
+		os.Remove("/usr/cairn-escape")
+		t.Error("the command wrote to the host's /usr")
+	}
+	if data, _ := os.ReadFile(filepath.Join(f.in, "file")); string(data) != "original\n" {
+		t.Errorf("read-only input changed: %q", data)
+	}
+}

@@ -76,6 +76,14 @@ type Spec struct {
 	// HostID is the host uid and gid of the command when cairn is root
 	// (0: DefaultHostID). Ignored without root: the caller is used.
 	HostID int
+
+	// AsRoot runs the command as uid 0 and gid 0 of its own nested user
+	// namespace instead of 1000/100: it may then chroot and drop to the
+	// ids mapped there (a daemon such as tinydns does both at start), but
+	// that namespace owns no mount namespace, so the sandbox's read-only
+	// mounts stay locked, and on the host it is the same unprivileged id.
+	// For running images, not for build steps.
+	AsRoot bool
 }
 
 // Result is how the command ended.
@@ -175,6 +183,9 @@ func (s *Spec) prepare(root bool) (*boot.Config, error) {
 		Args: s.Args, Env: env, Dir: s.Dir, Hostname: s.Hostname, Domainname: s.Domainname,
 		NoFile: s.Limits.NoFile, NProc: s.Limits.NProc, TmpSize: s.Limits.TmpSize, ShmSize: s.Limits.ShmSize,
 		TTY: s.TTY, UserNS: !root, BuildUID: BuildUID, BuildGID: BuildGID,
+	}
+	if s.AsRoot {
+		c.BuildUID, c.BuildGID = 0, 0
 	}
 	if c.Dir == "" {
 		c.Dir = DefaultDir

@@ -111,10 +111,13 @@ func Main() int {
 		// uid it holds none after execve, not even in its own). Any mount
 		// namespace it makes is owned by a less privileged user namespace,
 		// so the kernel locks the mounts copied into it.
-		Cloneflags:                 syscall.CLONE_NEWUSER,
-		UidMappings:                []syscall.SysProcIDMap{{ContainerID: c.BuildUID, HostID: c.OuterUID, Size: 1}},
-		GidMappings:                []syscall.SysProcIDMap{{ContainerID: c.BuildGID, HostID: c.OuterGID, Size: 1}},
-		GidMappingsEnableSetgroups: false,
+		Cloneflags:  syscall.CLONE_NEWUSER,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: c.BuildUID, HostID: c.OuterUID, Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: c.BuildGID, HostID: c.OuterGID, Size: 1}},
+		// setgroups stays denied for the build uid; uid 0 of the nested
+		// namespace may call it (daemons do before dropping ids), and can
+		// only name the one gid mapped there.
+		GidMappingsEnableSetgroups: c.BuildUID == 0,
 		Credential:                 &syscall.Credential{Uid: uint32(c.BuildUID), Gid: uint32(c.BuildGID), NoSetGroups: true},
 		Setsid:                     !c.TTY,
 		Pdeathsig:                  syscall.SIGKILL,
