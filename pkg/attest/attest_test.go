@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	spdxjson "github.com/spdx/tools-golang/json"
+	"github.com/spdx/tools-golang/spdxlib"
 
 	"github.com/cairn-build/cairn/pkg/rootfs"
 )
@@ -81,6 +82,12 @@ func TestSPDXParsesAndNamesEveryComponent(t *testing.T) {
 	doc, err := spdxjson.Read(bytes.NewReader(data))
 	if err != nil {
 		t.Fatalf("tools-golang cannot read the SBOM: %v\n%s", err, data)
+	}
+	if err := spdxlib.ValidateDocument(doc); err != nil {
+		t.Errorf("spdxlib.ValidateDocument: %v", err)
+	}
+	if ids, err := spdxlib.GetDescribedPackageIDs(doc); err != nil || len(ids) != 1 || ids[0] != "Image-hello" {
+		t.Errorf("described packages: got %v (%v), want [Image-hello]", ids, err)
 	}
 	if doc.SPDXVersion != "SPDX-2.3" {
 		t.Errorf("spdxVersion: got %q, want SPDX-2.3", doc.SPDXVersion)
