@@ -19,6 +19,9 @@ deps: ## install the Debian packages cairn and its tests need
 test: deps vet ## run every test (as root the namespace and unpack tests run too)
 	$(GO) test -race -count=1 ./...
 
+e2e: deps ## build the default stack for real, twice, and check the images (minutes)
+	CAIRN_E2E=1 $(GO) test -count=1 -timeout 40m -run TestEndToEnd -v ./cmd/cairn
+
 bench: deps ## measure against reference tools in the same run (see docs/bench.md)
 	$(GO) test -run '^$$' -bench . -benchtime 20x -count 1 ./...
 
