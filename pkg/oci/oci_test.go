@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+
 	"github.com/cairn-build/cairn/internal/testenv"
 	"github.com/cairn-build/cairn/pkg/rootfs"
 )
@@ -464,4 +466,24 @@ func entriesString(es []rootfs.Entry) string {
 	}
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
+}
+
+// TestValidate runs go-containerregistry's validate over the layout: every
+// digest, size and DiffID checked by an independent reader.
+func TestValidate(t *testing.T) {
+	res := writeFixture(t, t.TempDir())
+	img, h, err := layoutImage(res.Layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.String() != res.Manifest {
+		t.Errorf("index names %s, want %s", h, res.Manifest)
+	}
+	if err := validate.Image(img); err != nil {
+		t.Error(err)
+	}
+	mt, err := img.MediaType()
+	if err != nil || string(mt) != MediaTypeManifest {
+		t.Errorf("media type: got %q, %v, want %s", mt, err, MediaTypeManifest)
+	}
 }
