@@ -7,8 +7,8 @@ GOFLAGS_BUILD := -trimpath -ldflags "-X main.version=$(VERSION)"
 
 .PHONY: all build deps test bench e2e fmt vet help clean
 
-all: build ## build cairn and fetch the default stack's sources (the main job)
-	$(BIN) fetch
+all: build ## the main job: build cairn, then the default stack's images into out/
+	$(BIN) build
 
 build: deps ## build bin/cairn
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN) ./cmd/cairn
@@ -23,7 +23,8 @@ e2e: deps ## build the default stack for real, twice, and check the images (minu
 	CAIRN_E2E=1 $(GO) test -count=1 -timeout 40m -run TestEndToEnd -v ./cmd/cairn
 
 bench: deps ## measure against reference tools in the same run (see docs/bench.md)
-	$(GO) test -run '^$$' -bench . -benchtime 20x -count 1 ./...
+	$(GO) test -run '^$$' -bench . -benchtime 20x -count 1 $$($(GO) list ./... | grep -v /pkg/seed)
+	$(GO) test -run '^$$' -bench . -benchtime 2x -count 1 ./pkg/seed
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
