@@ -80,7 +80,7 @@ type Image struct {
 	Digest      string // "sha256:…" of the tarball's bytes
 	DiffID      string // "sha256:…" of the uncompressed tar
 	OCIManifest string // "sha256:…" of the OCI manifest, when one was written
-	Files       []rootfs.Entry
+	Files       []File // from ReadFiles
 }
 
 // ActionKey is one step's action key and the output it produced.

@@ -3,8 +3,11 @@ package attest
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,6 +16,7 @@ import (
 	"testing"
 
 	spdxjson "github.com/spdx/tools-golang/json"
+	"github.com/spdx/tools-golang/spdx"
 	"github.com/spdx/tools-golang/spdxlib"
 
 	"github.com/cairn-build/cairn/pkg/rootfs"
@@ -21,7 +25,7 @@ import (
 const fixtureStack = "testdata/stack/stack.toml"
 
 // fixture loads the test stack and builds a real rootfs tarball for its
-// image, so that the image's files are what rootfs.ListFile reports.
+// image with rootfs.Write, so that the files are those of a real tarball.
 func fixture(t *testing.T) *Inputs {
 	t.Helper()
 	in, err := Load(context.Background(), fixtureStack)
@@ -48,11 +52,14 @@ func fixture(t *testing.T) *Inputs {
 	if err := os.Symlink("hello", filepath.Join(root, "bin/hi")); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Link(filepath.Join(root, "bin/hello"), filepath.Join(root, "bin/hullo")); err != nil {
+		t.Fatal(err)
+	}
 	res, err := rootfs.Write(context.Background(), root, t.TempDir(), "hello", rootfs.WithEpoch(in.Stack.SourceDateEpoch))
 	if err != nil {
 		t.Fatal(err)
 	}
-	entries, err := rootfs.ListFile(res.Path)
+	files, err := ReadFiles(context.Background(), res.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +71,7 @@ func fixture(t *testing.T) *Inputs {
 		Tarball: filepath.Base(res.Path),
 		Digest:  res.Digest,
 		DiffID:  res.DiffID,
-		Files:   entries,
+		Files:   files,
 	}
 	in.ActionKeys = []ActionKey{
 		{Step: "libc", Key: "sha256:" + strings.Repeat("d", 64), Output: "sha256:" + strings.Repeat("e", 64)},
@@ -153,21 +160,38 @@ func TestSPDXParsesAndNamesEveryComponent(t *testing.T) {
 		t.Errorf("hasExtractedLicensingInfos: got %+v, want LicenseRef-public-domain defined", doc.OtherLicenses)
 	}
 
-	// Every regular file of the tarball, with its sha256; no symlink.
+	// Every file and hard link of the tarball, with digests computed here
+	// from the bytes written; no symlink, no directory.
 	files := map[string]string{}
 	for _, f := range doc.Files {
+		var sums []string
 		for _, c := range f.Checksums {
-			files[f.FileName] = c.Value
+			sums = append(sums, string(c.Algorithm)+":"+c.Value)
+		}
+		sort.Strings(sums)
+		files[f.FileName] = strings.Join(sums, " ")
+	}
+	sums := func(body string) string {
+		return "SHA1:" + fmt.Sprintf("%x", sha1.Sum([]byte(body))) + " SHA256:" + fmt.Sprintf("%x", sha256.Sum256([]byte(body)))
+	}
+	hello := sums("#!/bin/sh\necho hello\n")
+	wantFiles := map[string]string{
+		"./bin/hello":                  hello,
+		"./bin/hullo":                  hello,
+		"./etc/hello.conf":             sums("greeting = hello\n"),
+		"./usr/share/doc/hello/README": sums("read me\n"),
+	}
+	if !reflect.DeepEqual(files, wantFiles) {
+		t.Errorf("files:\ngot  %v\nwant %v", files, wantFiles)
+	}
+	var img *spdx.Package
+	for _, p := range doc.Packages {
+		if p.PackageSPDXIdentifier == "Image-hello" {
+			img = p
 		}
 	}
-	wantFiles := map[string]string{}
-	for _, e := range in.Image.Files {
-		if e.Type == rootfs.TypeFile {
-			wantFiles["./"+e.Path] = hexOf(e.SHA256)
-		}
-	}
-	if len(wantFiles) != 3 || !reflect.DeepEqual(files, wantFiles) {
-		t.Errorf("files: got %v, want %v", files, wantFiles)
+	if img == nil || img.PackageVerificationCode == nil || len(img.PackageVerificationCode.Value) != 40 {
+		t.Errorf("image package: no packageVerificationCode: %+v", img)
 	}
 
 	rels := map[string]int{}
@@ -176,7 +200,7 @@ func TestSPDXParsesAndNamesEveryComponent(t *testing.T) {
 	}
 	for k, n := range map[string]int{
 		"DESCRIBES DOCUMENT>Image":          1,
-		"CONTAINS Image-hello>File":         3,
+		"CONTAINS Image-hello>File":         4,
 		"GENERATED_FROM Image-hello>Source": 2,
 		"BUILD_TOOL_OF Seed-dash>Image":     1,
 		"BUILD_TOOL_OF Seed-gcc-12>Image":   1,
@@ -439,15 +463,12 @@ func TestRefusesBadDigests(t *testing.T) {
 		want string
 	}{
 		{"image digest", func(in *Inputs) { in.Image.Digest = "md5:00" }, "image hello digest"},
-		{"file digest", func(in *Inputs) { in.Image.Files[len(in.Image.Files)-1].SHA256 = "sha256:XYZ" }, "entry "},
+		{"file digest", func(in *Inputs) { in.Image.Files[1].SHA256 = "sha256:XYZ" }, "file bin/hullo"},
+		{"file without sha1", func(in *Inputs) { in.Image.Files[2].SHA1 = "" }, "file etc/hello.conf: SHA1"},
 		{"action key", func(in *Inputs) { in.ActionKeys[0].Key = "" }, "action key of libc"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := fixture(t)
-			// The last entry must be a file for the file row.
-			sort.SliceStable(in.Image.Files, func(i, j int) bool {
-				return in.Image.Files[i].Type != rootfs.TypeFile && in.Image.Files[j].Type == rootfs.TypeFile
-			})
 			tc.edit(in)
 			_, err1 := SPDX(in)
 			_, err2 := Provenance(in)

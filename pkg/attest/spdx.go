@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cairn-build/cairn/pkg/rootfs"
 	"github.com/cairn-build/cairn/pkg/stack"
 )
 
@@ -53,6 +52,11 @@ type spdxPackage struct {
 	PrimaryPackagePurpose string         `json:"primaryPackagePurpose,omitempty"`
 	BuiltDate             string         `json:"builtDate,omitempty"`
 	HasFiles              []string       `json:"hasFiles,omitempty"`
+	VerificationCode      *spdxVerifCode `json:"packageVerificationCode,omitempty"`
+}
+
+type spdxVerifCode struct {
+	Value string `json:"packageVerificationCodeValue"`
 }
 
 type spdxChecksum struct {
@@ -138,6 +142,9 @@ func SPDX(in *Inputs) ([]byte, error) {
 	}
 	for _, f := range files {
 		imgPkg.HasFiles = append(imgPkg.HasFiles, f.SPDXID)
+	}
+	if len(files) > 0 {
+		imgPkg.VerificationCode = &spdxVerifCode{verificationCode(img.Files)}
 	}
 	doc.Packages = append(doc.Packages, imgPkg)
 	doc.Files = files
@@ -239,36 +246,34 @@ func sourcePackage(s stack.Source) spdxPackage {
 	return p
 }
 
-// spdxFiles lists the image's regular files and hard links, sorted by path.
-// Directories and symbolic links have no content to check and are left
-// out.
-func spdxFiles(entries []rootfs.Entry) ([]spdxFile, error) {
+// spdxFiles lists the image's files, sorted by path.
+func spdxFiles(files []File) ([]spdxFile, error) {
 	var out []spdxFile
 	ids := map[string]string{}
-	for _, e := range entries {
-		if e.Type != rootfs.TypeFile && e.Type != rootfs.TypeHardlink {
-			continue
-		}
-		if err := checkDigest("entry "+e.Path, e.SHA256); err != nil {
+	for _, f := range files {
+		if err := checkDigest("file "+f.Path, f.SHA256); err != nil {
 			return nil, err
 		}
-		// The id is a hash of the path: stable when other files come and go.
-		id := "SPDXRef-File-" + hexSHA256([]byte(e.Path))[:20]
-		if prev, ok := ids[id]; ok {
-			return nil, fmt.Errorf("entries %s and %s: same SPDX id (listed twice?)", prev, e.Path)
+		if !isHex(f.SHA1, 40) {
+			return nil, fmt.Errorf("file %s: SHA1 %q is not 40 hex digits (SPDX 2.3 requires one: list files with ReadFiles)", f.Path, f.SHA1)
 		}
-		ids[id] = e.Path
-		f := spdxFile{
-			FileName:         "./" + e.Path,
+		// The id is a hash of the path: stable when other files come and go.
+		id := "SPDXRef-File-" + hexSHA256([]byte(f.Path))[:20]
+		if prev, ok := ids[id]; ok {
+			return nil, fmt.Errorf("files %s and %s: same SPDX id (listed twice?)", prev, f.Path)
+		}
+		ids[id] = f.Path
+		sf := spdxFile{
+			FileName:         "./" + f.Path,
 			SPDXID:           id,
-			Checksums:        []spdxChecksum{{"SHA256", hexOf(e.SHA256)}},
+			Checksums:        []spdxChecksum{{"SHA1", f.SHA1}, {"SHA256", hexOf(f.SHA256)}},
 			LicenseConcluded: noAssertion,
 			CopyrightText:    noAssertion,
 		}
-		if e.Type == rootfs.TypeHardlink {
-			f.Comment = "hard link to ./" + e.Link
+		if f.Link != "" {
+			sf.Comment = "hard link to ./" + f.Link
 		}
-		out = append(out, f)
+		out = append(out, sf)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].FileName < out[j].FileName })
 	return out, nil
@@ -347,8 +352,10 @@ func checkDigest(what, d string) error {
 	return nil
 }
 
-func isHex64(s string) bool {
-	if len(s) != 64 {
+func isHex64(s string) bool { return isHex(s, 64) }
+
+func isHex(s string, n int) bool {
+	if len(s) != n {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
