@@ -53,6 +53,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	gcrname "github.com/google/go-containerregistry/pkg/name"
 )
 
 // Media types, set explicitly on every descriptor.
@@ -148,9 +150,15 @@ func Write(ctx context.Context, r io.Reader, dir, name string, cfg Config, opts 
 	return res, nil
 }
 
+// checkName accepts names that make a valid docker tag cairn/NAME:latest
+// (lower case, digits and single separators), which the file names then
+// share.
 func checkName(name string) error {
-	if name == "" || strings.ContainsAny(name, "/\x00") || strings.HasPrefix(name, ".") {
+	if name == "" || strings.ContainsAny(name, "/:@") || strings.HasPrefix(name, ".") {
 		return fmt.Errorf("oci: invalid image name %q", name)
+	}
+	if _, err := gcrname.NewTag("cairn/" + name + ":latest"); err != nil {
+		return fmt.Errorf("oci: invalid image name %q: %w", name, err)
 	}
 	return nil
 }
@@ -301,7 +309,24 @@ func layer(ctx context.Context, r io.Reader, gzPath, copyPath string, res *Resul
 		defer cf.Close()
 		sinks = append(sinks, cf)
 	}
-	if _, err := io.CopyBuffer(io.MultiWriter(sinks...), ctxReader{ctx, r}, make([]byte, 256<<10)); err != nil {
+	// The tar is checked as it streams, by a reader on the other end of a pipe.
+	pr, pw := io.Pipe()
+	checked := make(chan error, 1)
+	go func() {
+		err := checkTar(pr)
+		if err == nil {
+			_, err = io.Copy(io.Discard, pr) // record padding after the end
+		}
+		pr.CloseWithError(err)
+		checked <- err
+	}()
+	sinks = append(sinks, pw)
+	_, err = io.CopyBuffer(io.MultiWriter(sinks...), ctxReader{ctx, r}, make([]byte, 256<<10))
+	pw.Close()
+	switch cerr := <-checked; {
+	case cerr != nil && (err == nil || errors.Is(err, cerr)):
+		return cerr
+	case err != nil:
 		return fmt.Errorf("read rootfs tar: %w", err)
 	}
 	if err := zw.Close(); err != nil {
@@ -315,9 +340,6 @@ func layer(ctx context.Context, r io.Reader, gzPath, copyPath string, res *Resul
 	}
 	if err := gf.Sync(); err != nil {
 		return err
-	}
-	if tarCount.n == 0 {
-		return errors.New("read rootfs tar: empty input")
 	}
 	res.Layer, res.LayerSize = digestOf(gzHash), gzCount.n
 	res.DiffID, res.TarSize = digestOf(diffHash), tarCount.n
