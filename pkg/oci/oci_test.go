@@ -382,10 +382,19 @@ func TestSkopeoUmoci(t *testing.T) {
 		t.Errorf("skopeo inspect docker-archive: got layers %v, want [%s]", arch.Layers, res.DiffID)
 	}
 
+	// skopeo reads the docker-archive back into a directory: the same config
+	// and the uncompressed tar as its layer.
+	copied := filepath.Join(t.TempDir(), "copied")
+	run(t, nil, skopeo, "copy", "docker-archive:"+res.Archive, "dir:"+copied)
+	for _, blob := range []string{res.Config, res.DiffID} {
+		if _, err := os.Stat(filepath.Join(copied, hexOf(blob))); err != nil {
+			t.Errorf("skopeo copy docker-archive: no blob %s: %v", blob, err)
+		}
+	}
+
 	bundle := filepath.Join(t.TempDir(), "bundle")
 	args := []string{"unpack", "--image", res.Layout + ":latest", bundle}
 	if os.Geteuid() != 0 {
-		args = append([]string{"--rootless"}, args...)
 		args = []string{"unpack", "--rootless", "--image", res.Layout + ":latest", bundle}
 	}
 	run(t, nil, umoci, args...)
@@ -485,5 +494,50 @@ func TestValidate(t *testing.T) {
 	mt, err := img.MediaType()
 	if err != nil || string(mt) != MediaTypeManifest {
 		t.Errorf("media type: got %q, %v, want %s", mt, err, MediaTypeManifest)
+	}
+}
+
+// TestWriteTree: the image of a tree has the rootfs tarball's DiffID and the
+// same bytes as Write over the tar.
+func TestWriteTree(t *testing.T) {
+	src := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(src, "tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "f"), []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := []rootfs.Option{rootfs.WithEpoch(epoch), rootfs.WithMode("tmp", 0o1777)}
+	rf, err := rootfs.Write(context.Background(), src, t.TempDir(), "t", opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := t.TempDir(), t.TempDir()
+	fromTree, err := WriteTree(context.Background(), src, a, "t", fixtureConfig, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := OpenTar(rf.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	fromTar, err := Write(context.Background(), r, b, "t", fixtureConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fromTree.DiffID != rf.DiffID || fromTree.Manifest != fromTar.Manifest {
+		t.Errorf("WriteTree: DiffID %s manifest %s, want the tarball's %s and %s", fromTree.DiffID, fromTree.Manifest, rf.DiffID, fromTar.Manifest)
+	}
+	if fmt.Sprint(files(t, a)) != fmt.Sprint(files(t, b)) {
+		t.Error("WriteTree and Write over the tarball wrote different bytes")
+	}
+	// A tree that cannot be written (here: missing) fails, leaving nothing.
+	out := t.TempDir()
+	if _, err := WriteTree(context.Background(), filepath.Join(src, "nosuch"), out, "t", fixtureConfig, nil); err == nil {
+		t.Error("missing tree: got no error")
+	}
+	if ents, _ := os.ReadDir(out); len(ents) != 0 {
+		t.Errorf("left behind: %v", ents)
 	}
 }
