@@ -483,6 +483,18 @@ func TestRefusesBadDigests(t *testing.T) {
 	}
 }
 
+func TestSPDXIDPart(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"gcc-12", "gcc-12"},
+		{"libstdc++6", "libstdc-2B-2B6"},
+		{"a_b/c", "a-5Fb-2Fc"},
+	} {
+		if got := spdxIDPart(tc.in); got != tc.want {
+			t.Errorf("spdxIDPart(%q): got %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
 func TestPURL(t *testing.T) {
 	for _, tc := range []struct{ name, version, arch, want string }{
 		{"dash", "0.5.12-2", "amd64", "pkg:deb/debian/dash@0.5.12-2?arch=amd64"},

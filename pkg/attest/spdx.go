@@ -194,6 +194,14 @@ func SPDX(in *Inputs) ([]byte, error) {
 		})
 	}
 
+	seen := map[string]bool{}
+	for _, p := range doc.Packages {
+		if seen[p.SPDXID] {
+			return nil, fmt.Errorf("sbom: two packages have the SPDX id %s", p.SPDXID)
+		}
+		seen[p.SPDXID] = true
+	}
+
 	// The namespace names the document by what it describes: the same
 	// inputs, the same namespace; any other input, another one.
 	body, err := json.Marshal(doc)
@@ -310,7 +318,10 @@ func purlEscape(s string) string {
 	return b.String()
 }
 
-// spdxIDPart keeps what an SPDX id may hold: letters, digits, '.' and '-'.
+// spdxIDPart keeps what an SPDX id may hold: letters, digits, '.' and '-';
+// any other byte becomes "-" and its uppercase hex ("libstdc++6" →
+// "libstdc-2B-2B6"), which lowercase Debian and stack names cannot collide
+// with. SPDX checks that every id is unique all the same.
 func spdxIDPart(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
@@ -318,7 +329,7 @@ func spdxIDPart(s string) string {
 		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' {
 			b.WriteByte(c)
 		} else {
-			b.WriteByte('-')
+			fmt.Fprintf(&b, "-%02X", c)
 		}
 	}
 	return b.String()
