@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 
 	"github.com/cairn-build/cairn/pkg/oci"
@@ -42,7 +43,8 @@ from the docker config file: $DOCKER_CONFIG/config.json, else
 			}
 			// DefaultKeychain reads DOCKER_CONFIG and ~/.docker/config.json:
 			// here, in cmd/, not in pkg/oci.
-			opts := []oci.PushOption{oci.WithKeychain(authn.DefaultKeychain)}
+			// So are the proxy variables, through remote.DefaultTransport.
+			opts := []oci.PushOption{oci.WithKeychain(authn.DefaultKeychain), oci.WithTransport(remote.DefaultTransport)}
 			if insecure {
 				opts = append(opts, oci.WithInsecure())
 			}

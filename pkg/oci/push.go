@@ -32,7 +32,9 @@ func WithKeychain(k authn.Keychain) PushOption { return func(o *pushOptions) { o
 // WithInsecure allows plain HTTP to any registry, not only loopback ones.
 func WithInsecure() PushOption { return func(o *pushOptions) { o.insecure = true } }
 
-// WithTransport sets the HTTP transport under the scheme guard.
+// WithTransport sets the HTTP transport under the scheme guard. The default
+// is remote.DefaultTransport without a proxy: proxy settings come from the
+// environment, which the CLI reads, not this package.
 func WithTransport(t http.RoundTripper) PushOption {
 	return func(o *pushOptions) { o.transport = t }
 }
@@ -50,7 +52,7 @@ var ErrPlainHTTP = errors.New("plain HTTP to a non-loopback registry (use --inse
 // (127.0.0.0/8, ::1, localhost) are spoken to over plain HTTP, others over
 // TLS only.
 func Push(ctx context.Context, dir, ref string, opts ...PushOption) (string, error) {
-	o := pushOptions{keychain: authn.NewMultiKeychain(), transport: remote.DefaultTransport}
+	o := pushOptions{keychain: authn.NewMultiKeychain(), transport: noProxyTransport()}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -164,4 +166,14 @@ func (g schemeGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("%s: %w", req.URL.Host, ErrPlainHTTP)
 	}
 	return g.next.RoundTrip(req)
+}
+
+func noProxyTransport() http.RoundTripper {
+	t, ok := remote.DefaultTransport.(*http.Transport)
+	if !ok {
+		return http.DefaultTransport
+	}
+	t = t.Clone()
+	t.Proxy = nil
+	return t
 }
