@@ -18,7 +18,7 @@ import (
 
 // SpecVersion names the sandbox's behaviour. The build puts it into every
 // action key; bump it whenever what a command sees inside changes.
-const SpecVersion = "cairn-sandbox-v1"
+const SpecVersion = "cairn-sandbox-v2"
 
 // The identity the command runs as inside, and the fixed environment.
 const (

@@ -457,6 +457,9 @@ func configure(c *Config) error {
 	if err := loopbackUp(); err != nil {
 		return err
 	}
+	if err := lowPortsForAll(); err != nil {
+		return err
+	}
 	if !c.UserNS {
 		// Real root: drop root's supplementary groups, which the nested
 		// namespace could not drop later.
@@ -482,6 +485,23 @@ type ifreq struct {
 	name  [16]byte
 	flags uint16
 	_     [22]byte
+}
+
+// lowPortsForAll lets any uid bind ports below 1024 in the sandbox's network
+// namespace: binding them needs CAP_NET_BIND_SERVICE over that namespace,
+// which the command never holds, and in a namespace with only lo a low port
+// is nobody else's. A DNS server on port 53 is the case in point.
+func lowPortsForAll() error {
+	const knob = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
+	fd, err := syscall.Open(knob, syscall.O_WRONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return must("open", knob, err)
+	}
+	defer syscall.Close(fd)
+	if _, err := syscall.Write(fd, []byte("0\n")); err != nil {
+		return must("write", knob, err)
+	}
+	return nil
 }
 
 func loopbackUp() error {
