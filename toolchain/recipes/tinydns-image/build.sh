@@ -1,4 +1,4 @@
-# /deps/tinydns/bin + /src/zone/data -> /out: bin/, srv/tinydns/data{,.cdb}.
+# /deps/tinydns/bin + /recipe/data (the example zone) -> /out: bin/, srv/tinydns/data{,.cdb}.
 # Installed modes must not follow the caller's umask (verify varies it).
 umask 022
 mkdir -p /out/bin /out/srv/tinydns
@@ -6,7 +6,7 @@ cp /deps/tinydns/bin/tinydns /deps/tinydns/bin/tinydns-data /out/bin/
 
 # tinydns-data takes the SOA serial from the mtime of `data` (when a zone
 # line leaves it empty), so pin that mtime to SOURCE_DATE_EPOCH.
-cp /src/zone/data data
+cp /recipe/data data
 touch -d "@$SOURCE_DATE_EPOCH" data
 /out/bin/tinydns-data
 cp data data.cdb /out/srv/tinydns/
