@@ -93,6 +93,27 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("tinydns answers from its rootfs", func(t *testing.T) {
+		dig := testenv.NeedTool(t, "dig")
+		// The sandbox's root is the image; the host's /usr is mounted in
+		// only so that dig can run in the same network namespace. tinydns
+		// chroots to ROOT and setuids to UID, so it starts as uid 0 of its
+		// own user namespace (--as-root), where only id 0 exists.
+		script := `/bin/tinydns & for i in $(seq 50); do ` + dig +
+			` +short +time=1 +tries=1 @127.0.0.1 www.example.test A && exit 0; sleep 0.1; done; exit 1`
+		cmd := exec.Command(bin, "sandbox", "run", "--as-root", "--root", roots["tinydns"],
+			"--ro", "/usr=/usr", "--ro", "/lib=/usr/lib", "--ro", "/lib64=/usr/lib64",
+			"--env", "PATH=/usr/bin", "--env", "IP=127.0.0.1", "--env", "ROOT=/srv/tinydns",
+			"--env", "UID=0", "--env", "GID=0", "--", "/usr/bin/sh", "-c", script)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("tinydns and dig: %v\n%s", err, out)
+		}
+		if !regexp.MustCompile(`(?m)^192\.0\.2\.10$`).Match(out) {
+			t.Errorf("dig www.example.test: got\n%s\nwant the zone's A record 192.0.2.10", out)
+		}
+	})
+
 	t.Run("every binary is static", func(t *testing.T) {
 		n := 0
 		for name, root := range roots {
