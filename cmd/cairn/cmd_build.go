@@ -44,7 +44,9 @@ func init() {
 		Long: `Build fetches the sources the stack pins (as 'cairn fetch' does), makes the
 seed from toolchain/seed.lock, runs every recipe as one sandboxed step in
 dependency order (up to -j at once), and writes each image as
-OUT/NAME.rootfs.sha256-HEX.tar.xz, HEX being the sha256 of that file.
+OUT/NAME.rootfs.sha256-HEX.tar.xz (HEX the sha256 of that file), an OCI image
+layout OUT/NAME.oci and a docker-archive OUT/NAME.docker.tar. It prints a
+line per image: name, tarball, size, its sha256, and the OCI manifest digest.
 
 A TARGET is a recipe or an image name; with none, everything is built. A step
 whose action key is already in the store is not run again. The first failure
@@ -169,7 +171,7 @@ func runBuild(ctx context.Context, cmd *cobra.Command, bf *buildFlags, args []st
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "%s\t%s\t%d bytes\t%s\n", img.Name, w.Path, w.Size, w.Digest)
+		fmt.Fprintf(out, "%s\t%s\t%d bytes\t%s\toci %s\n", img.Name, w.Path, w.Size, w.Digest, w.Manifest)
 	}
 	fmt.Fprintf(stderr, "cairn: %d steps: %d built, %d cached, in %s\n",
 		len(results), pr.built, pr.cached, time.Since(start).Round(time.Millisecond))

@@ -163,10 +163,10 @@ func buildStack(t *testing.T, bin, repo, store, out string, env []string, jobs s
 	images := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
 		f := strings.Split(line, "\t")
-		if len(f) != 4 || !strings.HasPrefix(f[3], "sha256:") {
-			t.Fatalf("build output line %q: want NAME PATH SIZE DIGEST", line)
+		if len(f) != 5 || !strings.HasPrefix(f[3], "sha256:") || !strings.HasPrefix(f[4], "oci sha256:") {
+			t.Fatalf("build output line %q: want NAME PATH SIZE DIGEST oci MANIFEST", line)
 		}
-		images[f[0]] = f[3]
+		images[f[0]] = f[3] + " " + f[4]
 	}
 	return images
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cairn-build/cairn/pkg/oci"
 	"github.com/cairn-build/cairn/pkg/plan"
 	"github.com/cairn-build/cairn/pkg/rootfs"
 	"github.com/cairn-build/cairn/pkg/stack"
@@ -24,13 +25,17 @@ type Image struct {
 	Size   int64  // compressed bytes
 	Digest string // sha256 of the compressed file
 	Cached bool
+
+	Layout   string // out/NAME.oci, with out/NAME.docker.tar beside it
+	Manifest string // the OCI manifest's digest
 }
 
 // ImageLines are the labelled inputs of an image's key: its root (the
 // recipe's output digest), the epoch, the compressor and the explicit modes.
 func ImageLines(img stack.Image, root string, epoch int64) []string {
 	lines := []string{imageKeyVersion, "name " + img.Name, "root " + root,
-		"epoch " + strconv.FormatInt(epoch, 10), "compressor " + rootfs.CompressorID}
+		"epoch " + strconv.FormatInt(epoch, 10), "compressor " + rootfs.CompressorID,
+		"oci " + oci.CompressorID, "config " + strconv.Quote(fmt.Sprintf("%+v", oci.ConfigFor(img, epoch)))}
 	for _, m := range img.ModeList() {
 		lines = append(lines, "mode "+m)
 	}
@@ -51,17 +56,26 @@ func (b *Builder) WriteImage(ctx context.Context, img stack.Image, root, outDir 
 	}
 	res := &Image{Name: img.Name}
 	if data, err := os.ReadFile(record); err == nil {
-		sum := strings.TrimPrefix(strings.TrimSpace(string(data)), "sha256:")
-		if blob, ok := b.cfg.Store.Blob(sum); ok {
-			res.Digest, res.Cached = "sha256:"+sum, true
+		f := strings.Fields(string(data))
+		sum := ""
+		if len(f) > 0 {
+			sum = strings.TrimPrefix(f[0], "sha256:")
+		}
+		if blob, ok := b.cfg.Store.Blob(sum); ok && len(f) == 2 {
+			res.Digest, res.Cached, res.Manifest = "sha256:"+sum, true, f[1]
 			if err := b.place(blob, img.Name, sum, outDir, res); err != nil {
 				return nil, err
 			}
-			return res, nil
+			if res.Layout, ok = ociPresent(outDir, img.Name, res.Manifest); ok {
+				return res, nil
+			}
+			// The layout was removed from out/: write both again.
+			res = &Image{Name: img.Name}
 		}
 	}
 
 	tree, ok := b.OutputPath(root)
+
 	if !ok {
 		return nil, fmt.Errorf("image %s: output %s of recipe %s is not in the store", img.Name, root, img.Recipe)
 	}
@@ -88,14 +102,40 @@ func (b *Builder) WriteImage(ctx context.Context, img stack.Image, root, outDir 
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", img.Name, err)
 	}
-	if err := writeFileAtomic(record, []byte(w.Digest+"\n")); err != nil {
-		return nil, err
-	}
 	res.Digest = w.Digest
 	if err := b.place(blob, img.Name, sum, outDir, res); err != nil {
 		return nil, err
 	}
+	// The OCI layout and docker-archive carry the same tar (same DiffID).
+	o, err := oci.WriteTree(ctx, tree, outDir, img.Name, oci.ConfigFor(img, b.cfg.Stack.SourceDateEpoch), opts)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", img.Name, err)
+	}
+	if o.DiffID != w.DiffID {
+		return nil, fmt.Errorf("image %s: OCI layer DiffID %s differs from the rootfs tarball's %s", img.Name, o.DiffID, w.DiffID)
+	}
+	res.Layout, res.Manifest = o.Layout, o.Manifest
+	if err := writeFileAtomic(record, []byte(w.Digest+" "+o.Manifest+"\n")); err != nil {
+		return nil, err
+	}
 	return res, nil
+}
+
+// ociPresent reports whether outDir holds NAME.oci naming manifest, with
+// its blob, and NAME.docker.tar.
+func ociPresent(outDir, name, manifest string) (string, bool) {
+	layout := filepath.Join(outDir, name+".oci")
+	idx, err := os.ReadFile(filepath.Join(layout, "index.json"))
+	if err != nil || !strings.Contains(string(idx), `"`+manifest+`"`) {
+		return "", false
+	}
+	if _, err := os.Stat(filepath.Join(layout, "blobs", "sha256", strings.TrimPrefix(manifest, "sha256:"))); err != nil {
+		return "", false
+	}
+	if _, err := os.Stat(filepath.Join(outDir, name+".docker.tar")); err != nil {
+		return "", false
+	}
+	return layout, true
 }
 
 // place puts the blob at outDir/NAME.rootfs.sha256-HEX.tar.xz (a hard link
