@@ -215,7 +215,7 @@ func TestDeterministic(t *testing.T) {
 	for _, gen := range []struct {
 		name string
 		fn   func(*Inputs) ([]byte, error)
-	}{{"spdx", SPDX}, {"provenance", Provenance}} {
+	}{{"spdx", SPDX}, {"cyclonedx", CycloneDX}, {"provenance", Provenance}} {
 		t.Run(gen.name, func(t *testing.T) {
 			a, b := fixture(t), fixture(t)
 			// Order must not matter: the build may list keys in any order.
