@@ -151,15 +151,22 @@ func hexSHA256(b []byte) string {
 }
 
 // closure returns the recipes an image's recipe is built from, itself
-// included, and the sources they name, both sorted. With no stack or an
-// unknown recipe it returns every recipe and source: better to over-name
-// than to leave a component out.
+// included, and the sources they name, both sorted. The recipe is the
+// image's, or the stack's image of that name when Image.Recipe is empty.
+// With no stack or an unknown recipe it returns every recipe and source:
+// better to over-name than to leave a component out.
 func (in *Inputs) closure() (recipes []string, sources []stack.Source) {
 	st := in.Stack
 	if st == nil {
 		return nil, nil
 	}
-	if st.Recipe(in.Image.Recipe) == nil {
+	recipe := in.Image.Recipe
+	if recipe == "" {
+		if img := st.Image(in.Image.Name); img != nil {
+			recipe = img.Recipe
+		}
+	}
+	if st.Recipe(recipe) == nil {
 		for _, r := range st.Recipes {
 			recipes = append(recipes, r.Name)
 		}
@@ -183,7 +190,7 @@ func (in *Inputs) closure() (recipes []string, sources []stack.Source) {
 			walk(d)
 		}
 	}
-	walk(in.Image.Recipe)
+	walk(recipe)
 	for _, r := range st.Recipes {
 		if seenR[r.Name] {
 			recipes = append(recipes, r.Name)

@@ -483,6 +483,23 @@ func TestRefusesBadDigests(t *testing.T) {
 	}
 }
 
+// Without Image.Recipe the stack's image of that name says which recipe.
+func TestRecipeFromStack(t *testing.T) {
+	in := fixture(t)
+	want, err := Provenance(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Image.Recipe = ""
+	got, err := Provenance(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Error("the statement differs when Image.Recipe is left to the stack")
+	}
+}
+
 func TestSPDXIDPart(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"gcc-12", "gcc-12"},

@@ -130,7 +130,7 @@ func NewStatement(in *Inputs) (*Statement, error) {
 		})
 	}
 
-	targets := append([]string{}, in.Targets...)
+	targets := append([]string{}, in.Targets...) // [] rather than null when empty
 	sort.Strings(targets)
 	def := BuildDefinition{
 		BuildType: BuildType,
