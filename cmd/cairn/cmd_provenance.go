@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -41,7 +42,7 @@ stack cannot be read, 2 on a usage error.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			data, err := os.ReadFile(args[0])
+			data, err := readStatement(args[0])
 			if err != nil {
 				return err
 			}
@@ -99,4 +100,24 @@ stack cannot be read, 2 on a usage error.`,
 	check.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	prov.AddCommand(check)
 	rootCmd.AddCommand(prov)
+}
+
+// maxStatement bounds what check reads: a statement of the default stack is
+// tens of KiB; a file of gigabytes is not one.
+const maxStatement = 64 << 20
+
+func readStatement(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxStatement+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if len(data) > maxStatement {
+		return nil, fmt.Errorf("%s: larger than %d MiB: not a provenance statement", name, maxStatement>>20)
+	}
+	return data, nil
 }
