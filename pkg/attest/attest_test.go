@@ -76,6 +76,8 @@ func fixture(t *testing.T) *Inputs {
 	in.ActionKeys = []ActionKey{
 		{Step: "libc", Key: "sha256:" + strings.Repeat("d", 64), Output: "sha256:" + strings.Repeat("e", 64)},
 		{Step: "hello-image", Key: "sha256:" + strings.Repeat("f", 64), Output: "sha256:" + strings.Repeat("0", 64)},
+		{Step: "tool", Key: "sha256:" + strings.Repeat("7", 64), Output: "sha256:" + strings.Repeat("8", 64)}, // not the image's
+		{Step: "image:hello", Key: "sha256:" + strings.Repeat("5", 64)},
 	}
 	return in
 }
@@ -292,8 +294,12 @@ func TestProvenanceStatement(t *testing.T) {
 	if rd.Builder.ID != BuilderIDStart+"v0.0.0-test" || rd.Metadata.StartedOn != "2023-11-14T22:13:20Z" {
 		t.Errorf("builder %q, startedOn %q", rd.Builder.ID, rd.Metadata.StartedOn)
 	}
-	if len(rd.Byproducts) != 2 || rd.Byproducts[0].Name != "action:hello-image" {
-		t.Errorf("byproducts: got %+v, want the two action keys sorted by step", rd.Byproducts)
+	var steps []string
+	for _, b := range rd.Byproducts {
+		steps = append(steps, b.Name)
+	}
+	if want := []string{"action:hello-image", "action:image:hello", "action:libc"}; !reflect.DeepEqual(steps, want) {
+		t.Errorf("byproducts: got %q, want %q (the image's steps, sorted; not tool's)", steps, want)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -51,18 +52,51 @@ func ReadFiles(ctx context.Context, tarball string) ([]File, error) {
 	return files, nil
 }
 
+// ReadImage reads a rootfs tarball once and returns it as an Image: its
+// files (as ReadFiles), the sha256 of its bytes and of its uncompressed tar
+// (the DiffID). The caller adds Recipe and OCIManifest where it knows them.
+func ReadImage(ctx context.Context, name, tarball string) (Image, error) {
+	f, err := os.Open(tarball)
+	if err != nil {
+		return Image{}, err
+	}
+	defer f.Close()
+	raw, tarSum := sha256.New(), sha256.New()
+	files, err := readFilesTee(ctx, io.TeeReader(f, raw), tarSum)
+	if err == nil {
+		// What the readers left unread (padding, trailing blocks) counts.
+		_, err = io.Copy(io.Discard, io.TeeReader(f, raw))
+	}
+	if err != nil {
+		return Image{}, fmt.Errorf("%s: %w", tarball, err)
+	}
+	return Image{
+		Name:    name,
+		Tarball: filepath.Base(tarball),
+		Digest:  "sha256:" + hex.EncodeToString(raw.Sum(nil)),
+		DiffID:  "sha256:" + hex.EncodeToString(tarSum.Sum(nil)),
+		Files:   files,
+	}, nil
+}
+
 func readFiles(ctx context.Context, r io.Reader) ([]File, error) {
+	return readFilesTee(ctx, r, io.Discard)
+}
+
+// readFilesTee lists r's files and writes the uncompressed tar, all of it,
+// to tarOut.
+func readFilesTee(ctx context.Context, r io.Reader, tarOut io.Writer) ([]File, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
-	var tr *tar.Reader
+	var plain io.Reader = br
 	if magic, _ := br.Peek(len(xzMagic)); bytes.Equal(magic, xzMagic) {
 		zr, err := xz.ReaderConfig{}.NewReader(br)
 		if err != nil {
 			return nil, fmt.Errorf("xz: %w", err)
 		}
-		tr = tar.NewReader(zr)
-	} else {
-		tr = tar.NewReader(br)
+		plain = zr
 	}
+	plain = io.TeeReader(plain, tarOut)
+	tr := tar.NewReader(plain)
 	var out []File
 	byPath := map[string]int{}
 	for n := 0; ; n++ {
@@ -104,6 +138,9 @@ func readFiles(ctx context.Context, r io.Reader) ([]File, error) {
 			byPath[p] = len(out)
 			out = append(out, File{Path: p, SHA256: out[i].SHA256, SHA1: out[i].SHA1, Link: target})
 		}
+	}
+	if _, err := io.Copy(io.Discard, plain); err != nil {
+		return nil, fmt.Errorf("after the last entry: %w", err)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil

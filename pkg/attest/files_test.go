@@ -35,6 +35,17 @@ func TestReadFilesAgreesWithRootfsList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	img, err := ReadImage(context.Background(), "x", res.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.Digest != res.Digest || img.DiffID != res.DiffID || img.Tarball != filepath.Base(res.Path) {
+		t.Errorf("ReadImage: got digest %s, diff id %s, tarball %s; want %s, %s, %s as rootfs.Write made them",
+			img.Digest, img.DiffID, img.Tarball, res.Digest, res.DiffID, filepath.Base(res.Path))
+	}
+	if len(img.Files) != len(files) {
+		t.Errorf("ReadImage: %d files, ReadFiles %d", len(img.Files), len(files))
+	}
 	want := map[string]string{}
 	for _, e := range entries {
 		if e.Type == rootfs.TypeFile || e.Type == rootfs.TypeHardlink {
@@ -141,6 +152,10 @@ func TestReadFilesRefuses(t *testing.T) {
 	files, err := ReadFiles(context.Background(), file)
 	if err != nil || len(files) != 2 || files[1].Link != "a" || files[1].SHA1 != files[0].SHA1 {
 		t.Errorf("good tar: got %+v, %v", files, err)
+	}
+	img, err := ReadImage(context.Background(), "good", file)
+	if sum := "sha256:" + hexSHA256(good); err != nil || img.Digest != sum || img.DiffID != sum {
+		t.Errorf("plain tar: got digest %s, diff id %s (%v), want both %s", img.Digest, img.DiffID, err, sum)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

@@ -147,8 +147,20 @@ func NewStatement(in *Inputs) (*Statement, error) {
 		ResolvedDependencies: Dependencies(in),
 	}
 
+	// Only the steps the image was built by: its recipes' steps, and any
+	// step that is no recipe (the image's own key, "image:NAME").
+	recipes, _ := in.closure()
+	mine := map[string]bool{}
+	for _, r := range recipes {
+		mine[r] = true
+	}
+	var keys []ActionKey
+	for _, k := range in.ActionKeys {
+		if mine[k.Step] || in.Stack == nil || in.Stack.Recipe(k.Step) == nil {
+			keys = append(keys, k)
+		}
+	}
 	var byproducts []ResourceDescriptor
-	keys := append([]ActionKey{}, in.ActionKeys...)
 	sort.Slice(keys, func(i, j int) bool { return keys[i].Step < keys[j].Step })
 	for _, k := range keys {
 		if err := checkDigest("action key of "+k.Step, k.Key); err != nil {
