@@ -1,16 +1,17 @@
 // Package attest writes what an auditor reads beside an image: an SBOM
-// (SPDX 2.3 JSON) and a provenance statement (in-toto Statement v1 with a
-// SLSA provenance v1 predicate), and checks a statement against the stack
-// definition it claims to come from.
+// (SPDX 2.3 JSON, and the same as CycloneDX 1.5) and a provenance
+// statement (in-toto Statement v1 with a SLSA provenance v1 predicate), and
+// checks a statement against the stack definition it claims to come from.
 //
-// Both documents are pure functions of Inputs: the stack definition and its
+// The documents are pure functions of Inputs: the stack definition and its
 // digest, the seed lock, the recipes' files, the image's files and digests,
 // the action keys and cairn's version. Nothing comes from the clock, the
-// host, the user or map order: the SPDX namespace and the in-toto
-// invocation id are sha256 of the inputs, the timestamps are the stack's
-// SOURCE_DATE_EPOCH, every list is sorted, and JSON is written from structs
-// (the digest sets are maps, which encoding/json writes in key order). The
-// same inputs give the same bytes, so `cairn verify` can compare them too.
+// host, the user or map order: the SPDX namespace, the CycloneDX serial
+// and the in-toto invocation id are sha256 of the inputs, the timestamps
+// are the stack's SOURCE_DATE_EPOCH, every list is sorted, and JSON is
+// written from structs (the digest sets are maps, which encoding/json
+// writes in key order). The same inputs give the same bytes, so `cairn
+// verify` can compare them too.
 //
 // An image's sources are those of its recipe and of every recipe it depends
 // on, transitively; the seed's packages are build tools of every image. A
