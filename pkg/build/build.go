@@ -342,6 +342,11 @@ func (b *Builder) storeOutput(ctx context.Context, dir, d string) error {
 	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
 		return err
 	}
+	// Modes as the output digest sees them (and readable by the build uid
+	// of the steps that mount this output), whatever umask cairn ran with.
+	if err := store.NormaliseModes(dir); err != nil {
+		return err
+	}
 	if err := syncTree(dir); err != nil {
 		return err
 	}

@@ -610,3 +610,16 @@ func TestAsRoot(t *testing.T) {
 		t.Errorf("read-only input changed: %q", data)
 	}
 }
+
+// cairn's own umask must not reach what the sandbox makes: with 077 the
+// command could not enter the mount points or read /etc/passwd.
+func TestCallerUmask(t *testing.T) {
+	needSandbox(t)
+	f := newFixture(t)
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	res, out := run(t, f.spec("/bin/sh", "-c", "cat /src/in/file /etc/passwd >/dev/null && test \"$(umask)\" = 0022"))
+	if res.ExitCode != 0 {
+		t.Errorf("under umask 077: exit %d, want 0\n%s", res.ExitCode, out)
+	}
+}

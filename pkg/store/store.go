@@ -288,7 +288,7 @@ func (s *Store) AddTree(ctx context.Context, want string, fill func(dir string) 
 	if got := m.TreeDigest(); got != want {
 		return "", &DigestMismatchError{What: "tree", Want: want, Got: got}
 	}
-	if err := normaliseModes(dir); err != nil {
+	if err := NormaliseModes(dir); err != nil {
 		return "", err
 	}
 	if err := syncfs(dir); err != nil {
@@ -304,14 +304,14 @@ func (s *Store) AddTree(ctx context.Context, want string, fill func(dir string) 
 	return final, nil
 }
 
-// normaliseModes sets every file to 0644, or 0755 when any execute bit is
+// NormaliseModes sets every file to 0644, or 0755 when any execute bit is
 // set, and every directory to 0755: a stored tree looks the same whichever
 // transport delivered it, since the tree digest records only the execute
 // bit. The modes are not the protection: builds see trees through read-only
 // mounts as another uid, and VerifyTree re-hashes on demand. Read-only modes
 // would leak into builds, as a copied source file the build cannot append to
 // (musl's Makefile does exactly that).
-func normaliseModes(dir string) error {
+func NormaliseModes(dir string) error {
 	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err

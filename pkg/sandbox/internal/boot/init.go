@@ -72,6 +72,9 @@ func Main() int {
 		rep.Write(r.Encode())
 		return setupFailureStatus
 	}
+	// Everything the init makes (mount points, /etc) must not follow
+	// cairn's umask: with 077 the command could not enter /src or /etc.
+	syscall.Umask(0o022)
 	cf := os.NewFile(ConfigFD, "config")
 	data, err := io.ReadAll(cf)
 	cf.Close()
