@@ -25,6 +25,8 @@ e2e: deps ## build the default stack for real, twice, and check the images (minu
 bench: deps ## measure against reference tools in the same run (see docs/bench.md)
 	$(GO) test -run '^$$' -bench . -benchtime 20x -count 1 $$($(GO) list ./... | grep -v /pkg/seed)
 	$(GO) test -run '^$$' -bench . -benchtime 2x -count 1 ./pkg/seed
+	$(MAKE) build
+	scripts/bench-build.sh
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
