@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/cairn-build/cairn/pkg/attest"
 	"github.com/cairn-build/cairn/pkg/build"
 	"github.com/cairn-build/cairn/pkg/plan"
 	"github.com/cairn-build/cairn/pkg/seed"
@@ -162,6 +164,7 @@ func runBuild(ctx context.Context, cmd *cobra.Command, bf *buildFlags, args []st
 		return err
 	}
 	out := cmd.OutOrStdout()
+	var in *attest.Inputs
 	for _, img := range images {
 		res, ok := results[img.Recipe]
 		if !ok {
@@ -171,11 +174,59 @@ func runBuild(ctx context.Context, cmd *cobra.Command, bf *buildFlags, args []st
 		if err != nil {
 			return err
 		}
+		if in == nil {
+			if in, err = attestInputs(ctx, bf, p, args); err != nil {
+				return err
+			}
+		}
+		if err := writeAttestations(ctx, in, img, w, bf.out); err != nil {
+			return err
+		}
 		fmt.Fprintf(out, "%s\t%s\t%d bytes\t%s\toci %s\n", img.Name, w.Path, w.Size, w.Digest, w.Manifest)
 	}
 	fmt.Fprintf(stderr, "cairn: %d steps: %d built, %d cached, in %s\n",
 		len(results), pr.built, pr.cached, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// attestInputs gathers what every image's SBOM and provenance name.
+func attestInputs(ctx context.Context, bf *buildFlags, p *prepared, args []string) (*attest.Inputs, error) {
+	in, err := attest.Load(ctx, filepath.ToSlash(bf.stack))
+	if err != nil {
+		return nil, err
+	}
+	in.CairnVersion, in.Targets = version, args
+	for _, s := range p.b.Status() {
+		if s.KeyKnown {
+			in.ActionKeys = append(in.ActionKeys, attest.ActionKey{Step: s.ID, Key: s.Key, Output: s.Output})
+		}
+	}
+	return in, nil
+}
+
+// writeAttestations writes IMAGE.spdx.json, IMAGE.cdx.json and
+// IMAGE.provenance.json beside the image; they are functions of the inputs
+// and the image, so an image found in the cache keeps the ones in place.
+func writeAttestations(ctx context.Context, in *attest.Inputs, img stack.Image, w *build.Image, outDir string) error {
+	if w.Cached {
+		present := true
+		for _, suffix := range []string{".spdx.json", ".cdx.json", ".provenance.json"} {
+			if _, err := os.Stat(filepath.Join(outDir, img.Name+suffix)); err != nil {
+				present = false
+			}
+		}
+		if present {
+			return nil
+		}
+	}
+	ai, err := attest.ReadImage(ctx, img.Name, w.Path)
+	if err != nil {
+		return err
+	}
+	ai.Recipe, ai.OCIManifest = img.Recipe, w.Manifest
+	in.Image = ai
+	_, err = attest.Write(in, outDir)
+	return err
 }
 
 // progress renders plan events: on a terminal, one line redrawn each second
