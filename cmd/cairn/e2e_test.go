@@ -57,6 +57,19 @@ func TestEndToEnd(t *testing.T) {
 		if len(first) == 0 || len(first) != len(second) {
 			t.Errorf("images: first %v, second %v", first, second)
 		}
+		// Everything else written beside the images is a function of the
+		// inputs too: docker-archives, SBOMs, provenance.
+		for name := range first {
+			for _, suffix := range []string{".docker.tar", ".spdx.json", ".cdx.json", ".provenance.json"} {
+				a, errA := os.ReadFile(filepath.Join(work, "a", "out", name+suffix))
+				b, errB := os.ReadFile(filepath.Join(work, "b", "out", name+suffix))
+				if errA != nil || errB != nil {
+					t.Errorf("%s%s: %v, %v", name, suffix, errA, errB)
+				} else if !bytes.Equal(a, b) {
+					t.Errorf("%s%s differs between the two builds", name, suffix)
+				}
+			}
+		}
 	})
 
 	roots := map[string]string{}
