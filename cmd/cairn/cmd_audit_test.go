@@ -23,12 +23,12 @@ var (
 	auditBinErr  error
 )
 
-// cairnBinary builds cairn once for the digest, unpack and audit tests,
-// which check real exit statuses.
+// cairnBinary builds cairn once per test run, for every test that runs it
+// as a process (real exit statuses, two processes on one store, e2e).
 func cairnBinary(t testing.TB) string {
 	t.Helper()
 	auditBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "cairn-audit-test-")
+		dir, err := os.MkdirTemp("", "cairn-test-")
 		if err != nil {
 			auditBinErr = err
 			return

@@ -24,33 +24,6 @@ import (
 	"github.com/cairn-build/cairn/pkg/store"
 )
 
-var (
-	fetchBinOnce sync.Once
-	fetchBin     string
-	fetchBinErr  error
-)
-
-// fetchTestBinary builds cairn once for the tests that run it as a process.
-func fetchTestBinary(t testing.TB) string {
-	t.Helper()
-	fetchBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "cairn-fetch-test-")
-		if err != nil {
-			fetchBinErr = err
-			return
-		}
-		fetchBin = filepath.Join(dir, "cairn")
-		out, err := exec.Command("go", "build", "-o", fetchBin, ".").CombinedOutput()
-		if err != nil {
-			fetchBinErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if fetchBinErr != nil {
-		t.Fatal(fetchBinErr)
-	}
-	return fetchBin
-}
-
 // tgzOf makes a tar.gz with one leading directory holding n files.
 func tgzOf(t testing.TB, salt string, n int) (data []byte, sum, tree string) {
 	t.Helper()
@@ -77,7 +50,7 @@ func tgzOf(t testing.TB, salt string, n int) (data []byte, sum, tree string) {
 // Two cairn fetch processes at once on one store: both succeed with the
 // same answer, and the store holds each tree once, complete.
 func TestFetchTwoProcesses(t *testing.T) {
-	bin := fetchTestBinary(t)
+	bin := cairnBinary(t)
 	a, asum, atree := tgzOf(t, "a", 200)
 	b, bsum, btree := tgzOf(t, "b", 50)
 	// Slow the download down so that the two processes overlap.
@@ -170,7 +143,7 @@ archives = [%q]
 
 // Offline with nothing anywhere: exit status 1 and every source named.
 func TestFetchOfflineNamesEachSource(t *testing.T) {
-	bin := fetchTestBinary(t)
+	bin := cairnBinary(t)
 	cmd := exec.Command(bin, "fetch", "--stack", "../../toolchain/stack.toml", "--store", t.TempDir(), "--offline", "--mirror", t.TempDir())
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -194,7 +167,7 @@ func TestFetchOfflineNamesEachSource(t *testing.T) {
 func TestMirrorThenOfflineFetch(t *testing.T) {
 	testenv.NeedNetwork(t)
 	testenv.NeedTool(t, "apt-get")
-	bin := fetchTestBinary(t)
+	bin := cairnBinary(t)
 	mirror := t.TempDir()
 	run := func(args ...string) string {
 		t.Helper()
@@ -225,7 +198,7 @@ func TestMirrorThenOfflineFetch(t *testing.T) {
 // cairn fetch killed with SIGKILL in the middle of a download leaves only a
 // temporary directory, which the next run removes before it succeeds.
 func TestFetchKilledMidDownload(t *testing.T) {
-	bin := fetchTestBinary(t)
+	bin := cairnBinary(t)
 	a, asum, atree := tgzOf(t, "k", 100)
 	started := make(chan struct{}, 1)
 	release := make(chan struct{})
