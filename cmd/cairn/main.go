@@ -60,7 +60,8 @@ func main() {
 }
 
 func run() int {
-	// A re-executed sandbox init never returns here; see cmd_sandbox.go.
+	// A re-executed cairn that is a sandbox init is normally taken over by
+	// pkg/sandbox/internal/boot before main; this is the fallback entry.
 	if code, handled := sandboxInitHook(); handled {
 		return code
 	}
