@@ -1,0 +1,2 @@
+echo constant > /out/constant
+date +%s%N > /out/stamp
