@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +17,7 @@ import (
 // verifyFixture copies testdata/verify and the default seed lock into a
 // temporary directory (a stack's paths may not leave its directory) and
 // returns the stack file and the mirror directory holding its source.
-func verifyFixture(t *testing.T) (stackFile, mirror string) {
+func verifyFixture(t testing.TB) (stackFile, mirror string) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "stack")
 	if err := os.CopyFS(dir, os.DirFS(filepath.Join("testdata", "verify"))); err != nil {
@@ -126,4 +127,51 @@ func TestVerifyFixture(t *testing.T) {
 	if des, _ := filepath.Glob(filepath.Join(work, "cairn-verify-*")); len(des) != 1 {
 		t.Errorf("work directories left: got %v, want only the --keep one", des)
 	}
+}
+
+// BenchmarkVerifyFixture reports what verify costs on the fixture stack:
+// the two builds (each from a cold store but for the seed's .debs) and the
+// comparison, whose share of the whole should stay far under 5%.
+func BenchmarkVerifyFixture(b *testing.B) {
+	testenv.NeedRoot(b)
+	testenv.NeedNetwork(b)
+	stackFile, mirror := verifyFixture(b)
+	work := b.TempDir()
+	debs := filepath.Join(work, "debs")
+	var ref, varied, cmp float64
+	for i := 0; i < b.N; i++ {
+		store := filepath.Join(work, fmt.Sprintf("store-%d", i))
+		// A cold reference store that keeps the downloaded .debs.
+		if err := os.MkdirAll(filepath.Join(store, "state"), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := os.Stat(debs); err == nil {
+			if err := os.Rename(debs, filepath.Join(store, "state", "debs")); err != nil {
+				b.Fatal(err)
+			}
+		}
+		cmd := exec.Command(cairnBinary(b), "verify", "--stack", stackFile, "--store", store, "--mirror", mirror, "--work", work, "--json", "steady")
+		out, err := cmd.Output()
+		if err != nil {
+			b.Fatalf("verify: %v\n%s", err, out)
+		}
+		var rep verify.Report
+		if err := json.Unmarshal(out, &rep); err != nil {
+			b.Fatal(err)
+		}
+		ref += rep.RefBuild.Seconds()
+		varied += rep.VariedBuild.Seconds()
+		cmp += rep.Compare.Seconds()
+		if err := os.Rename(filepath.Join(store, "state", "debs"), debs); err != nil {
+			b.Fatal(err)
+		}
+		if err := verify.RemoveAll(store); err != nil {
+			b.Fatal(err)
+		}
+	}
+	n := float64(b.N)
+	b.ReportMetric(ref/n, "ref-build-s/op")
+	b.ReportMetric(varied/n, "varied-build-s/op")
+	b.ReportMetric(cmp/n*1000, "compare-ms/op")
+	b.ReportMetric(100*cmp/(ref+varied+cmp), "compare-%")
 }
