@@ -24,8 +24,8 @@ step's key covers its dependencies' outputs, so it is known only once they are
 built: until then it shows as "unknown". --explain prints the labelled lines
 each known key hashes, which is how a cache miss is explained.
 
-Plan fetches nothing it does not have (it needs the sources' digests from the
-stack and the seed from the store, building the seed if it is missing).`,
+Plan runs no step, but like build it first fetches the sources and makes the
+seed when the store lacks them: the seed's digest is part of every key.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := prepare(cmd.Context(), cmd, &bf, nil, nil)
