@@ -85,7 +85,7 @@ Exit status: 0 everything reproducible, 1 a difference (or a build failed),
 				fmt.Fprintln(stderr, "cairn: verify: not root: the hostname is not varied")
 			}
 			cfg := verify.Config{
-				Exe: exe, Enter: []string{verifyEnterCmd}, Flags: forwardFlags(&bf),
+				Exe: exe, Enter: []string{verifyEnterCmd}, Flags: forwardFlags(&bf), BuildFlags: forwardBuildFlags(&bf),
 				Targets: args, Store: storeDir, Jobs: bf.jobs, Env: env, WorkDir: work, Vary: vary,
 			}
 			if verbose {
@@ -174,8 +174,20 @@ func forwardFlags(bf *buildFlags) []string {
 	if bf.offline {
 		f = append(f, "--offline")
 	}
+	return f
+}
+
+// forwardBuildFlags are the flags build takes and plan does not.
+func forwardBuildFlags(bf *buildFlags) []string {
+	var f []string
 	if bf.transports != "" {
 		f = append(f, "--transports", bf.transports)
+	}
+	if bf.verify {
+		f = append(f, "--verify")
+	}
+	if bf.timeout > 0 {
+		f = append(f, "--timeout", bf.timeout.String())
 	}
 	return f
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/cairn-build/cairn/internal/testenv"
@@ -38,6 +39,29 @@ func TestVerifyUsage(t *testing.T) {
 	_, stderr, code := runCairn(t, "verify", "--stack", stackFile, "--store", t.TempDir(), "no-such-target")
 	if code != exitUsage || !strings.Contains(stderr, "no-such-target") {
 		t.Errorf("verify no-such-target: got exit %d, stderr %q; want %d naming the target", code, stderr, exitUsage)
+	}
+}
+
+// TestVerifyEnter checks the step verify starts the varied build through:
+// in a new UTS namespace it sets the hostname and umask, then execs.
+func TestVerifyEnter(t *testing.T) {
+	testenv.NeedRoot(t)
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(cairnBinary(t), verifyEnterCmd, "--hostname", "cairn-verify-test", "--umask", "0077", "--",
+		"/bin/sh", "-c", "cat /proc/sys/kernel/hostname; umask")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUTS}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got, want := string(out), "cairn-verify-test\n0077\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if after, _ := os.Hostname(); after != host {
+		t.Errorf("the test's own hostname changed from %q to %q", host, after)
 	}
 }
 

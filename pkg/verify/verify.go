@@ -110,15 +110,17 @@ type Config struct {
 	Exe string // the cairn binary both builds run
 	// Enter is the argv after Exe of the command that takes
 	// `--hostname H --umask OCTAL -- ARGV...`, calls Enter and execs ARGV.
-	Enter   []string
-	Flags   []string // flags for every build and plan: --stack, --mirror, --offline, ...
-	Targets []string
-	Store   string   // the reference build's store
-	Jobs    int      // the reference build's -j; 0 the default
-	Env     []string // the reference build's environment
-	WorkDir string   // an empty directory for the varied store and both out directories
-	Vary    Variation
-	Log     io.Writer // both builds' stderr; nil discards
+	Enter []string
+	Flags []string // flags for every build and plan: --stack, --mirror, --offline, ...
+	// BuildFlags are flags for the builds only (--timeout, --transports).
+	BuildFlags []string
+	Targets    []string
+	Store      string   // the reference build's store
+	Jobs       int      // the reference build's -j; 0 the default
+	Env        []string // the reference build's environment
+	WorkDir    string   // an empty directory for the varied store and both out directories
+	Vary       Variation
+	Log        io.Writer // both builds' stderr; nil discards
 }
 
 // Kinds of output.
@@ -201,7 +203,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	t0 := time.Now()
-	refArgs := buildArgs(cfg.Store, rep.RefOut, cfg.Jobs, cfg.Flags, cfg.Targets)
+	refArgs := buildArgs(cfg.Store, rep.RefOut, cfg.Jobs, append(append([]string{}, cfg.Flags...), cfg.BuildFlags...), cfg.Targets)
 	refLines, err := run(ctx, cfg, "reference build", refArgs, cfg.Env, nil)
 	if err != nil {
 		return nil, err
@@ -213,7 +215,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	t1 := time.Now()
 	vFlags := append(append([]string{}, cfg.Flags...), "--mirror", filepath.Join(cfg.Store, "blobs"))
-	varArgs := buildArgs(rep.VariedStore, rep.VariedOut, cfg.Vary.Jobs, vFlags, cfg.Targets)
+	varArgs := buildArgs(rep.VariedStore, rep.VariedOut, cfg.Vary.Jobs, append(append([]string{}, vFlags...), cfg.BuildFlags...), cfg.Targets)
 	umask := "-1"
 	if cfg.Vary.Umask >= 0 {
 		umask = fmt.Sprintf("%04o", cfg.Vary.Umask)
@@ -264,6 +266,10 @@ func buildArgs(store, out string, jobs int, flags, targets []string) []string {
 // whose argv already names Exe) and returns its stdout.
 func run(ctx context.Context, cfg Config, which string, args, env []string, sys *syscall.SysProcAttr) (string, error) {
 	cmd := exec.CommandContext(ctx, cfg.Exe, args...)
+	// On Ctrl-C the build stops its steps and cleans up as it does when
+	// run by hand; only a build that does not stop is killed.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
 	cmd.Env = env
 	cmd.SysProcAttr = sys
 	var stdout bytes.Buffer
