@@ -39,7 +39,8 @@ what is pinned by content (the reference store's source archives, as a
 mirror, and the seed's .debs), and changes what must not matter: the store
 and build path, cairn's umask (077), its hostname (a new UTS namespace; as
 root), its time zone, locale, HOME and PATH, an extra environment variable,
-and the job count (-j 1, or 2 when the reference runs -j 1).
+the job count (-j 1, or 2 when the reference runs -j 1), and, as root, the
+order directories are read in (the varied store is on a new tmpfs).
 
 Then every step's output (by output digest) and every file the builds wrote
 to their out directories (rootfs tarballs, OCI layouts, docker-archives,
@@ -81,12 +82,12 @@ Exit status: 0 everything reproducible, 1 a difference (or a build failed),
 			vary := verify.DefaultVariation(bf.jobs, env)
 			stderr := cmd.ErrOrStderr()
 			if os.Geteuid() != 0 {
-				vary.Hostname = ""
-				fmt.Fprintln(stderr, "cairn: verify: not root: the hostname is not varied")
+				vary.Hostname, vary.Tmpfs = "", false
+				fmt.Fprintln(stderr, "cairn: verify: not root: the hostname and the directory order are not varied")
 			}
 			cfg := verify.Config{
 				Exe: exe, Enter: []string{verifyEnterCmd}, Flags: forwardFlags(&bf), BuildFlags: forwardBuildFlags(&bf),
-				Targets: args, Store: storeDir, Jobs: bf.jobs, Env: env, WorkDir: work, Vary: vary,
+				Targets: args, Store: storeDir, Jobs: bf.jobs, Env: env, WorkDir: work, Vary: vary, Keep: keep,
 			}
 			if verbose {
 				cfg.Log = stderr
@@ -116,6 +117,9 @@ Exit status: 0 everything reproducible, 1 a difference (or a build failed),
 			if keep {
 				fmt.Fprintf(stderr, "cairn: verify: kept: reference store %s, out %s; varied store %s, out %s\n",
 					rep.RefStore, rep.RefOut, rep.VariedStore, rep.VariedOut)
+				if rep.Mounted != "" {
+					fmt.Fprintf(stderr, "cairn: verify: the varied store is on a tmpfs: umount %s when done\n", rep.Mounted)
+				}
 			}
 			if !rep.Reproducible() {
 				return silentExit(exitFailure)

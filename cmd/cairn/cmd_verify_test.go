@@ -87,6 +87,14 @@ func TestVerifyFixture(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
 		t.Fatalf("verify --json: %v\n%s", err, stdout)
 	}
+	if rep.Mounted == "" {
+		t.Fatal("verify --keep as root: no tmpfs for the varied store reported")
+	}
+	t.Cleanup(func() { syscall.Unmount(rep.Mounted, syscall.MNT_DETACH) })
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(rep.VariedStore, &fs); err != nil || fs.Type != 0x01021994 {
+		t.Errorf("varied store %s: got filesystem type %#x (%v), want tmpfs", rep.VariedStore, fs.Type, err)
+	}
 	got := map[string]verify.Output{}
 	for _, o := range rep.Outputs {
 		got[o.Kind+" "+o.Name] = o

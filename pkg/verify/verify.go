@@ -13,7 +13,10 @@
 //   - another hostname, set in a new UTS namespace (Variation.Hostname);
 //   - -j 1 against the reference's default, or 2 against a reference -j 1;
 //   - another time zone and locale, a longer PATH, another HOME and an
-//     extra variable in cairn's environment (Variation.Env).
+//     extra variable in cairn's environment (Variation.Env);
+//   - another order of reading directories: the varied store is on a new
+//     tmpfs (Variation.Tmpfs), which lists a directory newest first where
+//     ext4 lists it in name-hash order.
 //
 // The umask and hostname are applied by a small command of the same binary
 // (Config.Enter) that calls Enter and then execs the build: a Go process
@@ -61,6 +64,11 @@ type Variation struct {
 	Umask    int      // cairn's own umask; negative keeps it
 	Jobs     int      // the -j of the varied build
 	Env      []string // KEY=VALUE, set in cairn's environment, replacing the key
+	// Tmpfs puts the varied build's store and out directory on a new
+	// tmpfs (needs root): another filesystem, so every directory of its
+	// sources, trees and outputs is read in another order (ext4 lists
+	// names in hash order, tmpfs newest first).
+	Tmpfs bool
 }
 
 // DefaultVariation is the variation verify uses: refJobs is the reference
@@ -78,6 +86,7 @@ func DefaultVariation(refJobs int, base []string) Variation {
 		Hostname: "cairn-verify-other-host",
 		Umask:    0o077,
 		Jobs:     jobs,
+		Tmpfs:    true,
 		Env: []string{
 			"TZ=GMT-14",
 			"LC_ALL=et_EE.UTF-8",
@@ -121,6 +130,9 @@ type Config struct {
 	WorkDir    string   // an empty directory for the varied store and both out directories
 	Vary       Variation
 	Log        io.Writer // both builds' stderr; nil discards
+	// Keep leaves a tmpfs (Variation.Tmpfs) mounted at Report.Mounted
+	// after Run; otherwise Run unmounts it before it returns.
+	Keep bool
 }
 
 // Kinds of output.
@@ -155,6 +167,8 @@ type Report struct {
 	RefBuild    time.Duration `json:"reference_build_ns"`
 	VariedBuild time.Duration `json:"varied_build_ns"`
 	Compare     time.Duration `json:"compare_ns"` // the two plans and the comparison
+	// Mounted is the tmpfs left mounted for Keep, to unmount when done.
+	Mounted string `json:"mounted,omitempty"`
 }
 
 // Reproducible reports whether every output was.
@@ -195,6 +209,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		RefOut:      filepath.Join(cfg.WorkDir, "reference", "out"),
 		VariedStore: filepath.Join(cfg.WorkDir, "varied", "store"),
 		VariedOut:   filepath.Join(cfg.WorkDir, "varied", "out"),
+	}
+	if cfg.Vary.Tmpfs {
+		mnt := filepath.Join(cfg.WorkDir, "varied")
+		if err := os.MkdirAll(mnt, 0o755); err != nil {
+			return nil, err
+		}
+		if err := syscall.Mount("tmpfs", mnt, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "mode=0755"); err != nil {
+			return nil, fmt.Errorf("tmpfs for the varied store at %s: %w", mnt, err)
+		}
+		if cfg.Keep {
+			rep.Mounted = mnt
+		} else {
+			defer syscall.Unmount(mnt, syscall.MNT_DETACH)
+		}
 	}
 	for _, d := range []string{rep.RefOut, rep.VariedStore, rep.VariedOut} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
