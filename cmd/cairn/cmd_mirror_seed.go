@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+
+	"github.com/cairn-build/cairn/pkg/seed"
+	"github.com/cairn-build/cairn/pkg/stack"
+	"github.com/cairn-build/cairn/pkg/store"
+)
+
+// cairn mirror also writes the seed's .debs, by their pool file name, so an
+// offline farm can run `cairn build --offline --mirror DIR`.
+func init() {
+	mirrorExtras = append(mirrorExtras, mirrorSeed)
+}
+
+func mirrorSeed(ctx context.Context, st *stack.Stack, s *store.Store, dir string) error {
+	lock, err := seed.ParseLockFile(st.Seed.Lock)
+	if err != nil {
+		return err
+	}
+	cache, err := s.StateDir("debs")
+	if err != nil {
+		return err
+	}
+	files, err := seed.Fetch(ctx, lock, "", seed.WithCache(cache))
+	if err != nil {
+		return fmt.Errorf("mirror the seed: %w", err)
+	}
+	for _, p := range lock.Packages {
+		dst := filepath.Join(dir, path.Base(p.Filename))
+		if sum, err := fileSHA256(dst); err == nil && sum == p.SHA256 {
+			continue
+		}
+		if err := copyFileAtomic(files[p.Name], dst); err != nil {
+			return fmt.Errorf("mirror %s: %w", p.Name, err)
+		}
+	}
+	return nil
+}
+
+func fileSHA256(name string) (string, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// copyFileAtomic copies src to dst through a temporary file beside dst.
+func copyFileAtomic(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(tmp, in)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), dst)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
+}
