@@ -72,6 +72,19 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("cairn verify reports every output reproducible", func(t *testing.T) {
+		cmd := exec.Command(bin, "verify", "--store", filepath.Join(work, "a", "store"), "--work", filepath.Join(work, "verify"))
+		cmd.Dir = repo
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("cairn verify: %v\n%s", err, out)
+		}
+		t.Logf("cairn verify:\n%s", out)
+		if n := strings.Count(string(out), "reproducible"); n < 5 || strings.Contains(string(out), "DIFFERS") {
+			t.Errorf("cairn verify: %d rows reproducible, want every step and image:\n%s", n, out)
+		}
+	})
+
 	roots := map[string]string{}
 	for name := range first {
 		matches, _ := filepath.Glob(filepath.Join(work, "a", "out", name+".rootfs.sha256-*.tar.xz"))
