@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/cairn-build/cairn/internal/atomicfile"
 	"io"
 	"os"
 	"path"
@@ -39,7 +40,7 @@ func mirrorSeed(ctx context.Context, st *stack.Stack, s *store.Store, dir string
 		if sum, err := fileSHA256(dst); err == nil && sum == p.SHA256 {
 			continue
 		}
-		if err := copyFileAtomic(files[p.Name], dst); err != nil {
+		if err := atomicfile.Copy(files[p.Name], dst, 0o644); err != nil {
 			return fmt.Errorf("mirror %s: %w", p.Name, err)
 		}
 	}
@@ -57,34 +58,4 @@ func fileSHA256(name string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// copyFileAtomic copies src to dst through a temporary file beside dst.
-func copyFileAtomic(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(tmp, in)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), dst)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
 }

@@ -1,9 +1,9 @@
 package attest
 
 import (
-	"fmt"
-	"os"
 	"path/filepath"
+
+	"github.com/cairn-build/cairn/internal/atomicfile"
 )
 
 // Written names the documents Write wrote.
@@ -35,39 +35,14 @@ func Write(in *Inputs, dir string) (*Written, error) {
 		CycloneDX:  filepath.Join(dir, in.Image.Name+".cdx.json"),
 		Provenance: filepath.Join(dir, in.Image.Name+".provenance.json"),
 	}
-	if err := writeAtomic(w.SBOM, sbom); err != nil {
+	if err := atomicfile.WriteBytes(w.SBOM, sbom, 0o644); err != nil {
 		return nil, err
 	}
-	if err := writeAtomic(w.CycloneDX, bom); err != nil {
+	if err := atomicfile.WriteBytes(w.CycloneDX, bom, 0o644); err != nil {
 		return nil, err
 	}
-	if err := writeAtomic(w.Provenance, prov); err != nil {
+	if err := atomicfile.WriteBytes(w.Provenance, prov, 0o644); err != nil {
 		return nil, err
 	}
 	return w, nil
-}
-
-func writeAtomic(name string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), name)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return nil
 }

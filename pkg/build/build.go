@@ -43,6 +43,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-build/cairn/internal/atomicfile"
 	"github.com/cairn-build/cairn/pkg/digest"
 	"github.com/cairn-build/cairn/pkg/plan"
 	"github.com/cairn-build/cairn/pkg/rootfs"
@@ -363,31 +364,7 @@ func (b *Builder) record(key, output string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, h), []byte(output+"\n"))
-}
-
-// writeFileAtomic writes data to a temporary file beside name, syncs it and
-// renames it onto name.
-func writeFileAtomic(name string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), name)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return syncPath(filepath.Dir(name))
+	return atomicfile.WriteBytes(filepath.Join(dir, h), []byte(output+"\n"), 0o644)
 }
 
 func syncPath(p string) error {

@@ -3,6 +3,7 @@ package build
 import (
 	"context"
 	"fmt"
+	"github.com/cairn-build/cairn/internal/atomicfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -115,7 +116,7 @@ func (b *Builder) WriteImage(ctx context.Context, img stack.Image, root, outDir 
 		return nil, fmt.Errorf("image %s: OCI layer DiffID %s differs from the rootfs tarball's %s", img.Name, o.DiffID, w.DiffID)
 	}
 	res.Layout, res.Manifest = o.Layout, o.Manifest
-	if err := writeFileAtomic(record, []byte(w.Digest+" "+o.Manifest+"\n")); err != nil {
+	if err := atomicfile.WriteBytes(record, []byte(w.Digest+" "+o.Manifest+"\n"), 0o644); err != nil {
 		return nil, err
 	}
 	return res, nil

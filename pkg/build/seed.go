@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/cairn-build/cairn/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,7 +63,7 @@ func Seed(ctx context.Context, st *store.Store, lockFile string, opts ...seed.Op
 	if err != nil {
 		return "", "", fmt.Errorf("store seed: %w", err)
 	}
-	if err := writeFileAtomic(record, []byte(d+"\n")); err != nil {
+	if err := atomicfile.WriteBytes(record, []byte(d+"\n"), 0o644); err != nil {
 		return "", "", err
 	}
 	return path, d, nil
