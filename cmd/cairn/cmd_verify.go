@@ -71,6 +71,11 @@ Exit status: 0 everything reproducible, 1 a difference (or a build failed),
 			if err != nil {
 				return err
 			}
+			if workDir != "" {
+				if err := os.MkdirAll(workDir, 0o755); err != nil {
+					return fmt.Errorf("--work: %w", err)
+				}
+			}
 			work, err := os.MkdirTemp(workDir, "cairn-verify-")
 			if err != nil {
 				return err
