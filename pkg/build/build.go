@@ -43,6 +43,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cairn-build/cairn/internal/atomicfile"
 	"github.com/cairn-build/cairn/pkg/digest"
 	"github.com/cairn-build/cairn/pkg/plan"
@@ -376,22 +378,19 @@ func syncPath(p string) error {
 	return f.Sync()
 }
 
-// syncTree flushes a tree's files before it is renamed into the store.
+// syncTree flushes a tree before it is renamed into the store: one syncfs
+// of its filesystem, not an fsync per file (a musl sysroot has over a
+// thousand headers, and per-file fsyncs cost seconds on a virtual disk).
 func syncTree(dir string) error {
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type().IsRegular() {
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			return f.Sync()
-		}
-		return nil
-	})
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return fmt.Errorf("syncfs %s: %w", dir, err)
+	}
+	return nil
 }
 
 // copyPlain copies a recipe directory (plain files and directories only)
