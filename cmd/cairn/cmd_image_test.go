@@ -1,17 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cairn-build/cairn/internal/testenv"
 	"github.com/cairn-build/cairn/pkg/rootfs"
@@ -57,7 +51,7 @@ func TestImageOCIAndPush(t *testing.T) {
 		t.Errorf("push of a missing layout: exit %d, want %d", code, exitUsage)
 	}
 
-	addr := startDockerRegistry(t)
+	addr := testenv.StartRegistry(t)
 	stdout, stderr, code := runCairn(t, "push", "--out", out, "hi", addr+"/cairn/hi:latest")
 	if code != 0 {
 		t.Fatalf("cairn push: exit %d\n%s", code, stderr)
@@ -65,47 +59,4 @@ func TestImageOCIAndPush(t *testing.T) {
 	if got := strings.TrimSpace(stdout); got != manifest {
 		t.Errorf("cairn push printed %q, want %s", got, manifest)
 	}
-}
-
-// startDockerRegistry runs Debian's docker-registry on a free loopback port
-// with storage under a temporary directory, stopped at cleanup.
-func startDockerRegistry(t *testing.T) string {
-	t.Helper()
-	bin := testenv.NeedTool(t, "docker-registry")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	config := filepath.Join(dir, "config.yml")
-	yml := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "storage"), addr)
-	if err := os.WriteFile(config, []byte(yml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "serve", config)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("docker-registry exited\n%s", logs.Bytes())
-		default:
-		}
-	}
-	t.Fatalf("docker-registry not up on %s after 10s\n%s", addr, logs.Bytes())
-	return ""
 }

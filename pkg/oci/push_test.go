@@ -1,14 +1,10 @@
 package oci
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,59 +15,9 @@ import (
 	"github.com/cairn-build/cairn/internal/testenv"
 )
 
-// startRegistry runs Debian's docker-registry on 127.0.0.1 with a random
-// free port and storage in a temporary directory, and stops it at cleanup.
-func startRegistry(t *testing.T) string {
-	t.Helper()
-	bin := testenv.NeedTool(t, "docker-registry")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	config := filepath.Join(dir, "config.yml")
-	yml := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n",
-		filepath.Join(dir, "storage"), addr)
-	if err := os.WriteFile(config, []byte(yml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "serve", config)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("docker-registry exited: %v\n%s", err, logs.Bytes())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("docker-registry not up on %s after 10s: %v\n%s", addr, err, logs.Bytes())
-		}
-	}
-}
-
 func TestPushRegistry(t *testing.T) {
 	skopeo := testenv.NeedTool(t, "skopeo")
-	addr := startRegistry(t)
+	addr := testenv.StartRegistry(t)
 	res := writeFixture(t, t.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
