@@ -2,12 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"github.com/cairn-build/cairn/internal/atomicfile"
-	"io"
-	"os"
 	"path"
 	"path/filepath"
 
@@ -37,7 +33,7 @@ func mirrorSeed(ctx context.Context, st *stack.Stack, s *store.Store, dir string
 	}
 	for _, p := range lock.Packages {
 		dst := filepath.Join(dir, path.Base(p.Filename))
-		if sum, err := fileSHA256(dst); err == nil && sum == p.SHA256 {
+		if sum, err := fileSum(dst); err == nil && sum == p.SHA256 {
 			continue
 		}
 		if err := atomicfile.Copy(files[p.Name], dst, 0o644); err != nil {
@@ -45,17 +41,4 @@ func mirrorSeed(ctx context.Context, st *stack.Stack, s *store.Store, dir string
 		}
 	}
 	return nil
-}
-
-func fileSHA256(name string) (string, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ulikunitz/xz"
 
+	"github.com/cairn-build/cairn/internal/ctxio"
 	"github.com/cairn-build/cairn/pkg/rootfs"
 )
 
@@ -82,7 +83,7 @@ func (t *tarTree) list(ctx context.Context) (map[string]*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	es, err := rootfs.List(ctxReader{ctx, r})
+	es, err := rootfs.List(ctxio.Reader(ctx, r))
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +126,7 @@ func (t *tarTree) contents(ctx context.Context, want map[string]bool, fn func(st
 	if err != nil {
 		return err
 	}
-	tr := tar.NewReader(ctxReader{ctx, r})
+	tr := tar.NewReader(ctxio.Reader(ctx, r))
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -328,17 +329,4 @@ func (d *dirTree) contents(ctx context.Context, want map[string]bool, fn func(st
 		}
 	}
 	return nil
-}
-
-// ctxReader stops a long read when ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/ulikunitz/xz"
+
+	"github.com/cairn-build/cairn/internal/ctxio"
 )
 
 // writeArchive writes the docker-archive (the format of `docker save`:
@@ -69,7 +71,7 @@ func writeArchive(ctx context.Context, res *Result, configJSON []byte, layerPath
 	if err := member(layerName, tar.TypeReg, 0o644, res.TarSize); err != nil {
 		return err
 	}
-	if _, err := io.CopyBuffer(tw, ctxReader{ctx, lf}, make([]byte, 256<<10)); err != nil {
+	if _, err := io.CopyBuffer(tw, ctxio.Reader(ctx, lf), make([]byte, 256<<10)); err != nil {
 		return fmt.Errorf("docker-archive layer: %w", err)
 	}
 	if err := member("manifest.json", tar.TypeReg, 0o644, int64(len(manifestJSON))); err != nil {

@@ -55,6 +55,8 @@ import (
 	"time"
 
 	gcrname "github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/cairn-build/cairn/internal/ctxio"
 )
 
 // Media types, set explicitly on every descriptor.
@@ -321,7 +323,7 @@ func layer(ctx context.Context, r io.Reader, gzPath, copyPath string, res *Resul
 		checked <- err
 	}()
 	sinks = append(sinks, pw)
-	_, err = io.CopyBuffer(io.MultiWriter(sinks...), ctxReader{ctx, r}, make([]byte, 256<<10))
+	_, err = io.CopyBuffer(io.MultiWriter(sinks...), ctxio.Reader(ctx, r), make([]byte, 256<<10))
 	pw.Close()
 	switch cerr := <-checked; {
 	case cerr != nil && (err == nil || errors.Is(err, cerr)):
@@ -422,16 +424,3 @@ func hexOf(digest string) string { return strings.TrimPrefix(digest, "sha256:") 
 type counter struct{ n int64 }
 
 func (c *counter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
-
-// ctxReader stops a long copy when ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}

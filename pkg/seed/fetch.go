@@ -12,6 +12,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/cairn-build/cairn/internal/ctxio"
 )
 
 // DigestMismatchError says a .deb's bytes are not the ones the lock pins.
@@ -119,7 +121,7 @@ func copyVerified(ctx context.Context, p Package, source string, src io.Reader, 
 	h := sha256.New()
 	// Read one byte past the locked size: a longer file is a mismatch, and
 	// an endless one must not fill the disk.
-	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(ctxReader{ctx, src}, p.Size+1))
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(ctxio.Reader(ctx, src), p.Size+1))
 	if err != nil {
 		return fmt.Errorf("%s from %s: %w", p.id(), source, err)
 	}
@@ -158,18 +160,6 @@ func verifyFile(p Package, file string) error {
 		return &DigestMismatchError{Package: p.id(), Source: file, Want: p.SHA256, Got: got, WantSize: p.Size, GotSize: n}
 	}
 	return nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // fromMirror looks p up in each mirror directory and copies the first hit,

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/cairn-build/cairn/internal/ctxio"
 	"github.com/cairn-build/cairn/pkg/archive"
 	"github.com/cairn-build/cairn/pkg/deb"
 	"github.com/cairn-build/cairn/pkg/digest"
@@ -150,7 +151,7 @@ func decompressDeb(ctx context.Context, file, spool string) (string, deb.Compres
 	if err != nil {
 		return "", comp, err
 	}
-	_, err = io.Copy(out, ctxReader{ctx, rc})
+	_, err = io.Copy(out, ctxio.Reader(ctx, rc))
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}

@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 
+	"github.com/cairn-build/cairn/internal/ctxio"
 	"github.com/cairn-build/cairn/pkg/archive"
 	"github.com/cairn-build/cairn/pkg/stack"
 	"github.com/cairn-build/cairn/pkg/store"
@@ -112,7 +113,7 @@ func (f *Fetcher) download(ctx context.Context, src stack.Source, u, file string
 		return fmt.Errorf("%s: announces %d bytes, over the limit of %d", u, total, f.maxDownload)
 	}
 	// A server that never stops (or lies about nothing) must not fill the disk.
-	n, err := io.Copy(io.MultiWriter(out, h, pw), io.LimitReader(ctxReader{ctx, body}, f.maxDownload+1))
+	n, err := io.Copy(io.MultiWriter(out, h, pw), io.LimitReader(ctxio.Reader(ctx, body), f.maxDownload+1))
 	if err == nil && n > f.maxDownload {
 		return fmt.Errorf("%s: more than %d bytes, over the limit", u, f.maxDownload)
 	}
@@ -198,18 +199,6 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 	p.e.Done += int64(len(b))
 	p.f.event(p.e)
 	return len(b), nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // Archive makes sure the store holds src's release archive as a blob and

@@ -44,6 +44,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cairn-build/cairn/internal/ctxio"
 	"github.com/cairn-build/cairn/pkg/digest"
 )
 
@@ -457,7 +458,7 @@ func (s *Store) AddBlob(ctx context.Context, want string, r io.Reader) (string, 
 		}
 	}()
 	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, r}); err != nil {
+	if _, err := io.Copy(io.MultiWriter(f, h), ctxio.Reader(ctx, r)); err != nil {
 		return "", err
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
@@ -481,19 +482,6 @@ func (s *Store) AddBlob(ctx context.Context, want string, r io.Reader) (string, 
 		return "", err
 	}
 	return final, nil
-}
-
-// ctxReader stops a long copy when ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // RemoveTree takes the tree d out of the store (a tree that failed
