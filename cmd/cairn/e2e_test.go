@@ -85,6 +85,24 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	// An offline farm: everything the stack needs written to a mirror on
+	// this machine, then a cold build that may use only that mirror.
+	t.Run("offline build from a cairn mirror", func(t *testing.T) {
+		mirror := filepath.Join(work, "mirror")
+		cmd := exec.Command(bin, "mirror", "--store", filepath.Join(work, "a", "store"), mirror)
+		cmd.Dir = repo
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("cairn mirror: %v\n%s", err, out)
+		}
+		offline := buildStack(t, bin, repo, filepath.Join(work, "c", "store"), filepath.Join(work, "c", "out"), nil,
+			"--offline", "--mirror", mirror)
+		for name, d := range first {
+			if offline[name] != d {
+				t.Errorf("image %s: online build %s, offline build %s", name, d, offline[name])
+			}
+		}
+	})
+
 	roots := map[string]string{}
 	for name := range first {
 		matches, _ := filepath.Glob(filepath.Join(work, "a", "out", name+".rootfs.sha256-*.tar.xz"))
@@ -169,7 +187,7 @@ func TestEndToEnd(t *testing.T) {
 
 // buildStack runs cairn build and returns each image's file digest.
 // A umask in env (UMASK=077) is set for cairn's own process.
-func buildStack(t *testing.T, bin, repo, store, out string, env []string, jobs string) map[string]string {
+func buildStack(t *testing.T, bin, repo, store, out string, env []string, args ...string) map[string]string {
 	t.Helper()
 	umask := "022"
 	for _, e := range env {
@@ -177,7 +195,7 @@ func buildStack(t *testing.T, bin, repo, store, out string, env []string, jobs s
 			umask = v
 		}
 	}
-	cmd := exec.Command("/bin/sh", "-c", `umask "$0" && exec "$@"`, umask, bin, "build", "--store", store, "--out", out, jobs)
+	cmd := exec.Command("/bin/sh", append([]string{"-c", `umask "$0" && exec "$@"`, umask, bin, "build", "--store", store, "--out", out}, args...)...)
 	cmd.Dir = repo
 	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr bytes.Buffer
