@@ -83,7 +83,47 @@ type Source struct {
 	Archives   []string // release archive URLs (https, http, file)
 	Debian     string   // Debian source package "NAME=VERSION"
 	Transports []string // order of transports for this source; empty: the stack's
+	Patches    *Patches // applied before any recipe sees the tree; nil: none
 	Line       int      // where its table starts, for messages
+}
+
+// Patches is a source's patch series: pinned inputs applied to the pristine
+// tree (Pin.Tree) before a recipe sees it. Debian's patches come from the
+// packaging tarball of the same source package as Source.Debian, pinned by
+// its sha256 like the orig tarball; cairn's own portability patches are
+// files beside the stack. The patched tree has its own digest.
+type Patches struct {
+	DebianTarSHA256 string   // hex sha256 of NAME_VERSION.debian.tar.*; "" when no Debian patch is taken
+	Series          []string // names from debian/patches/series, applied in series order; ["*"]: the whole series
+	Local           []string // patch files (resolved against Stack.Dir), applied after the series
+	Tree            string   // "sha256:HEX", the tree digest after every patch is applied
+	// Resolves names the vulnerabilities each patch fixes, by patch name
+	// (the series name, or the base name of a local file): "CVE-2025-26519".
+	Resolves map[string][]string
+	Line     int
+}
+
+// PatchNames returns the names of the patches in the order they are applied
+// (the series as pinned, then the local files' base names). A series of
+// ["*"] is returned as is: only the packaging tarball knows its names.
+func (p *Patches) PatchNames() []string {
+	if p == nil {
+		return nil
+	}
+	out := append([]string(nil), p.Series...)
+	for _, l := range p.Local {
+		out = append(out, filepath.Base(l))
+	}
+	return out
+}
+
+// Tree returns the digest of the tree that recipes see: the patched tree if
+// the source has patches, else the pristine one.
+func (s Source) Tree() string {
+	if s.Patches != nil {
+		return s.Patches.Tree
+	}
+	return s.Pin.Tree
 }
 
 // DebianPackage splits Debian into name and version.
@@ -185,19 +225,28 @@ type fileSeed struct {
 }
 
 type fileSource struct {
-	Name          string   `toml:"name"`
-	Version       string   `toml:"version"`
-	License       string   `toml:"license"`
-	Tree          string   `toml:"tree"`
-	GitTree       string   `toml:"git_tree"`
-	GitCommit     string   `toml:"git_commit"`
-	ArchiveSHA256 string   `toml:"archive_sha256"`
-	Strip         int      `toml:"strip"`
-	Submodule     string   `toml:"submodule"`
-	Git           string   `toml:"git"`
-	Archives      []string `toml:"archives"`
-	Debian        string   `toml:"debian"`
-	Transports    []string `toml:"transports"`
+	Name          string       `toml:"name"`
+	Version       string       `toml:"version"`
+	License       string       `toml:"license"`
+	Tree          string       `toml:"tree"`
+	GitTree       string       `toml:"git_tree"`
+	GitCommit     string       `toml:"git_commit"`
+	ArchiveSHA256 string       `toml:"archive_sha256"`
+	Strip         int          `toml:"strip"`
+	Submodule     string       `toml:"submodule"`
+	Git           string       `toml:"git"`
+	Archives      []string     `toml:"archives"`
+	Debian        string       `toml:"debian"`
+	Transports    []string     `toml:"transports"`
+	Patches       *filePatches `toml:"patches"`
+}
+
+type filePatches struct {
+	DebianTarSHA256 string              `toml:"debian_tar_sha256"`
+	Series          []string            `toml:"series"`
+	Local           []string            `toml:"local"`
+	Tree            string              `toml:"tree"`
+	Resolves        map[string][]string `toml:"resolves"`
 }
 
 type fileImage struct {
@@ -238,7 +287,7 @@ func Parse(file string, data []byte) (*Stack, error) {
 	if err := decodeStrict(file, data, &doc); err != nil {
 		return nil, err
 	}
-	v := &validator{file: file, lines: newLineIndex(data)}
+	v := &validator{file: file, stackDir: filepath.Dir(file), lines: newLineIndex(data)}
 	st := &Stack{File: file, Dir: filepath.Dir(file), Name: doc.Name}
 
 	if doc.Name == "" {
@@ -470,9 +519,10 @@ var (
 )
 
 type validator struct {
-	file  string
-	lines lineIndex
-	errs  Errors
+	file     string
+	stackDir string // where the stack's relative paths start
+	lines    lineIndex
+	errs     Errors
 }
 
 func (v *validator) fail(line int, key, msg string) {
@@ -588,7 +638,80 @@ func (v *validator) source(i int, f fileSource) Source {
 	if f.Transports != nil {
 		v.transports(key+".transports", f.Transports, at("transports"))
 	}
+	if f.Patches != nil {
+		s.Patches = v.patches(i, key+".patches", f, line)
+	}
 	return s
+}
+
+var cveRE = regexp.MustCompile(`^(CVE-[0-9]{4}-[0-9]{4,}|GHSA(-[23456789cfghjmpqrvwx]{4}){3})$`)
+
+func (v *validator) patches(i int, key string, f fileSource, line int) *Patches {
+	fp := f.Patches
+	at := func(k string) int {
+		if l := v.lines.key("source.patches", i, k); l > 0 {
+			return l
+		}
+		return line
+	}
+	p := &Patches{DebianTarSHA256: fp.DebianTarSHA256, Series: fp.Series, Tree: fp.Tree, Resolves: fp.Resolves, Line: at("tree")}
+	switch {
+	case fp.Tree == "":
+		v.fail(line, key+".tree", "missing pin: the digest of the patched tree (cairn fetch prints it)")
+	case !treeRE.MatchString(fp.Tree):
+		v.fail(at("tree"), key+".tree", fmt.Sprintf("%q: want \"sha256:\" and 64 lowercase hex digits", fp.Tree))
+	case fp.Tree == f.Tree:
+		v.fail(at("tree"), key+".tree", "equals the pristine tree: the patches change nothing")
+	}
+	if len(fp.Series) > 0 {
+		if f.Debian == "" {
+			v.fail(at("series"), key+".series", "a Debian patch series needs the source's debian = \"NAME=VERSION\"")
+		}
+		if fp.DebianTarSHA256 == "" {
+			v.fail(at("series"), key+".debian_tar_sha256", "missing pin: the sha256 of the Debian packaging tarball the series comes from")
+		}
+	}
+	if fp.DebianTarSHA256 != "" && !hex64.MatchString(fp.DebianTarSHA256) {
+		v.fail(at("debian_tar_sha256"), key+".debian_tar_sha256", fmt.Sprintf("%q: want 64 lowercase hex digits", fp.DebianTarSHA256))
+	}
+	names := map[string]bool{}
+	for _, n := range fp.Series {
+		if n == "*" && len(fp.Series) == 1 {
+			continue
+		}
+		if !localName(n) {
+			v.fail(at("series"), key+".series", fmt.Sprintf("%q: want a patch name from debian/patches/series, or [\"*\"] alone", n))
+		}
+		if names[n] {
+			v.fail(at("series"), key+".series", fmt.Sprintf("patch %q listed twice", n))
+		}
+		names[n] = true
+	}
+	for j, l := range fp.Local {
+		rel := v.relPath(fmt.Sprintf("%s.local[%d]", key, j), l, at("local"), v.stackDir)
+		if rel == "" {
+			continue
+		}
+		if names[filepath.Base(l)] {
+			v.fail(at("local"), key+".local", fmt.Sprintf("patch %q listed twice", filepath.Base(l)))
+		}
+		names[filepath.Base(l)] = true
+		p.Local = append(p.Local, rel)
+	}
+	if len(fp.Series) == 0 && len(fp.Local) == 0 {
+		v.fail(line, key, "no patch: give series, local or both")
+	}
+	for n, ids := range fp.Resolves {
+		if !names[n] && !(len(fp.Series) == 1 && fp.Series[0] == "*") {
+			v.fail(v.lines.key("source.patches.resolves", i, n), key+".resolves", fmt.Sprintf("%q is not a patch of this source", n))
+		}
+		for _, id := range ids {
+			if !cveRE.MatchString(id) {
+				v.fail(v.lines.key("source.patches.resolves", i, n), key+".resolves."+n, fmt.Sprintf("%q: want a CVE id (CVE-YYYY-NNNN) or a GHSA id", id))
+			}
+		}
+	}
+	return p
 }
 
 // crossCheck checks the references between recipes and sources.

@@ -176,3 +176,61 @@ func TestLocalPath(t *testing.T) {
 		}
 	}
 }
+
+const patchedSource = `
+[source.patches]
+debian_tar_sha256 = "5555555555555555555555555555555555555555555555555555555555555555"
+series = ["CVE-1.patch", "fix.patch"]
+local = ["recipes/hello/local.patch"]
+tree = "sha256:6666666666666666666666666666666666666666666666666666666666666666"
+
+[source.patches.resolves]
+"CVE-1.patch" = ["CVE-2025-26519"]
+`
+
+func TestLoadPatches(t *testing.T) {
+	// The patches table belongs to the [[source]] before it: zlib.
+	text := strings.Replace(goodStack, "debian = \"zlib=1:1.2.13-1\"\n", "debian = \"zlib=1:1.2.13-1\"\n"+patchedSource, 1)
+	st, err := Load(writeStack(t, text, goodRecipe))
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := st.Source("zlib")
+	if z.Patches == nil {
+		t.Fatal("zlib: no patches parsed")
+	}
+	if got, want := strings.Join(z.Patches.PatchNames(), " "), "CVE-1.patch fix.patch local.patch"; got != want {
+		t.Errorf("patch names %q, want %q", got, want)
+	}
+	if got, want := z.Tree(), "sha256:6666666666666666666666666666666666666666666666666666666666666666"; got != want {
+		t.Errorf("Tree() = %s, want the patched tree %s", got, want)
+	}
+	if got := st.Source("abc").Tree(); got != st.Source("abc").Pin.Tree {
+		t.Errorf("unpatched Tree() = %s, want the pin", got)
+	}
+	if got, want := z.Patches.Local[0], filepath.Join(st.Dir, "recipes", "hello", "local.patch"); got != want {
+		t.Errorf("local patch path %s, want %s", got, want)
+	}
+}
+
+func TestLoadPatchesBad(t *testing.T) {
+	for _, tc := range []struct {
+		name, from, to, want string
+	}{
+		{"no tree", `tree = "sha256:6666666666666666666666666666666666666666666666666666666666666666"` + "\n\n[source.patches.resolves]", "[source.patches.resolves]", "source[zlib].patches.tree: missing pin"},
+		{"no debian tar", `debian_tar_sha256 = "5555555555555555555555555555555555555555555555555555555555555555"`, "", "patches.debian_tar_sha256: missing pin"},
+		{"unknown resolves", `"CVE-1.patch" =`, `"other.patch" =`, `"other.patch" is not a patch of this source`},
+		{"bad cve", `["CVE-2025-26519"]`, `["bug 12"]`, `"bug 12": want a CVE id`},
+		{"local outside", `local = ["recipes/hello/local.patch"]`, `local = ["../x.patch"]`, `must be a relative path inside`},
+		{"series path", `series = ["CVE-1.patch", "fix.patch"]`, `series = ["../CVE-1.patch"]`, `want a patch name from debian/patches/series`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := strings.Replace(patchedSource, tc.from, tc.to, 1)
+			text := strings.Replace(goodStack, "debian = \"zlib=1:1.2.13-1\"\n", "debian = \"zlib=1:1.2.13-1\"\n"+p, 1)
+			_, err := Load(writeStack(t, text, goodRecipe))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
