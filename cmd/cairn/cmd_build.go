@@ -53,7 +53,16 @@ line per image: name, tarball, size, its sha256, and the OCI manifest digest.
 A TARGET is a recipe or an image name; with none, everything is built. A step
 whose action key is already in the store is not run again. The first failure
 stops new work; the failed step's log is kept and its path printed
-('cairn log STEP' shows it). Ctrl-C stops every step.`,
+('cairn log STEP' shows it). Ctrl-C stops every step.
+
+Every stored object is checked before it is used: a source, the seed, a
+dependency's or a cached output, an image's blob and the files already in
+OUT. Without --verify an object whose files' stat data (size, mode, times,
+inode) is unchanged since it was last hashed is trusted; with --verify each
+is hashed again. A corrupt cached output is built again; a corrupt source
+or seed is removed from the store and the build stops, naming it (the next
+build fetches or makes it again). Two builds sharing a store run a step
+once: the second waits for the first's step and uses its output.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runBuild(cmd.Context(), cmd, &bf, args)
 		},
@@ -104,8 +113,12 @@ func prepare(ctx context.Context, cmd *cobra.Command, bf *buildFlags, events fun
 		s.Close()
 		return nil, err
 	}
+	if hook := testHook(); hook != nil {
+		s.SetHook(hook)
+	}
 	b, err := build.New(build.Config{Stack: st, Store: s, SeedDir: seedDir, SeedDigest: seedDigest,
-		Sources: paths, Jobs: bf.jobs, Timeout: bf.timeout, Events: events, Log: log})
+		Sources: paths, Jobs: bf.jobs, Timeout: bf.timeout, Events: events, Log: log,
+		Verify: bf.verify, Hook: testHook()})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -150,6 +163,7 @@ func runBuild(ctx context.Context, cmd *cobra.Command, bf *buildFlags, args []st
 		return err
 	}
 	defer p.store.Close()
+	defer p.b.Close()
 	steps, images, err := targets(p.stack, args)
 	if err != nil {
 		return err
@@ -299,6 +313,12 @@ func (p *progress) event(e plan.Event) {
 		msg = "cached"
 	case plan.Finished:
 		delete(p.running, e.Step)
+		if e.Result.Cached {
+			// Another cairn ran it while this one waited for its lock.
+			p.cached++
+			msg = "cached (built by another cairn meanwhile)"
+			break
+		}
 		p.built++
 		msg = fmt.Sprintf("built in %s", e.Elapsed.Round(100*time.Millisecond))
 	case plan.Failed:

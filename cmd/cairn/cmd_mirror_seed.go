@@ -23,7 +23,7 @@ func mirrorSeed(ctx context.Context, st *stack.Stack, s *store.Store, dir string
 	if err != nil {
 		return err
 	}
-	cache, err := s.StateDir("debs")
+	cache, err := s.DebDir(), error(nil)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cairn-build/cairn/pkg/store"
 	"github.com/cairn-build/cairn/pkg/verify"
 )
 
@@ -76,12 +77,28 @@ Exit status: 0 everything reproducible, 1 a difference (or a build failed),
 					return fmt.Errorf("--work: %w", err)
 				}
 			}
-			work, err := os.MkdirTemp(workDir, "cairn-verify-")
-			if err != nil {
-				return err
-			}
-			if !keep {
-				defer verify.RemoveAll(work)
+			var work string
+			if workDir == "" && !keep {
+				// Under the store's tmp/: if this cairn is killed, the next
+				// one to open the store unmounts the varied store's tmpfs
+				// and removes what is left.
+				s, err := store.Open(storeDir)
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				var done func()
+				if work, done, err = s.TempDir("verify"); err != nil {
+					return err
+				}
+				defer func() { store.UnmountUnder(work); done() }()
+			} else {
+				if work, err = os.MkdirTemp(workDir, "cairn-verify-"); err != nil {
+					return err
+				}
+				if !keep {
+					defer verify.RemoveAll(work)
+				}
 			}
 			env := os.Environ()
 			vary := verify.DefaultVariation(bf.jobs, env)
@@ -93,6 +110,7 @@ Exit status: 0 everything reproducible, 1 a difference (or a build failed),
 			cfg := verify.Config{
 				Exe: exe, Enter: []string{verifyEnterCmd}, Flags: forwardFlags(&bf), BuildFlags: forwardBuildFlags(&bf),
 				Targets: args, Store: storeDir, Jobs: bf.jobs, Env: env, WorkDir: work, Vary: vary, Keep: keep,
+				Hook: testHook(),
 			}
 			if verbose {
 				cfg.Log = stderr
@@ -137,7 +155,7 @@ Exit status: 0 everything reproducible, 1 a difference (or a build failed),
 	c.Flags().DurationVar(&bf.timeout, "timeout", time.Hour, "time limit of one step")
 	c.Flags().BoolVar(&keep, "keep", false, "keep both builds' stores and out directories, and print where")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
-	c.Flags().StringVar(&workDir, "work", "", "`DIR` to make the varied store and the out directories in (default: the temporary directory)")
+	c.Flags().StringVar(&workDir, "work", "", "`DIR` to make the varied store and the out directories in (default: the store's tmp/, or with --keep the temporary directory)")
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "show both builds' progress")
 	rootCmd.AddCommand(c)
 

@@ -50,7 +50,7 @@ func addSourceFlags(cmd *cobra.Command, sf *sourceFlags) {
 func addTransportFlags(cmd *cobra.Command, sf *sourceFlags) {
 	f := cmd.Flags()
 	f.StringVar(&sf.transports, "transports", "", "comma-separated transport order for every source (default: the stack's: "+strings.Join(stack.DefaultTransports, ",")+")")
-	f.BoolVar(&sf.verify, "verify", false, "re-hash trees already in the store before trusting them")
+	f.BoolVar(&sf.verify, "verify", false, "re-hash every stored object (trees; for build also outputs, the seed and image blobs) before using it")
 }
 
 // loadStack reads the stack named by --stack.

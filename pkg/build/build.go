@@ -16,20 +16,20 @@
 // digest of sources it covers directories and modes, which an image root is
 // made of.
 //
-// Store layout added by this package (beside pkg/store's):
+// The store (pkg/store) keeps the outputs, the action records and the logs;
+// this package asks it for them by digest and key. Before a stored object is
+// used (a cached output, a dependency's output, a source or the seed tree)
+// it is checked: by its stat fingerprint, or with Config.Verify by hashing
+// it again. A corrupt cached output is a cache miss (the step runs again);
+// a corrupt source or seed is removed and the build stops, naming it.
 //
-//	outputs/sha256/HEX/   a step output whose tar digest is sha256:HEX, read-only
-//	actions/HEX           action key sha256:HEX → its output digest (one line)
-//	logs/HEX.log          the log of the step run for action key sha256:HEX
-//
-// An output is renamed into place only when complete, and the action record
-// after it, so a build killed halfway leaves only tmp/ for the next run to
-// clean.
+// One flock per action key is held while a step runs, so that two cairn
+// processes sharing a store run a step once: the second waits and then finds
+// the first one's record.
 package build
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -41,14 +41,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/cairn-build/cairn/internal/atomicfile"
 	"github.com/cairn-build/cairn/pkg/digest"
 	"github.com/cairn-build/cairn/pkg/plan"
-	"github.com/cairn-build/cairn/pkg/rootfs"
 	"github.com/cairn-build/cairn/pkg/sandbox"
 	"github.com/cairn-build/cairn/pkg/stack"
 	"github.com/cairn-build/cairn/pkg/store"
@@ -71,6 +71,15 @@ type Config struct {
 	Events  func(plan.Event)
 	// Log, when set, also receives every step's output as it is written.
 	Log io.Writer
+
+	// Verify re-hashes every stored object before it is used, rather than
+	// trusting an unchanged stat fingerprint.
+	Verify bool
+	// Hook, when set, is called at named points ("step": a step has
+	// written its first output; "xz": an image's tarball is being placed
+	// in out/; "oci": its OCI layout is being written). Tests kill cairn
+	// there.
+	Hook func(point string)
 }
 
 // Builder runs the steps of one stack.
@@ -78,6 +87,17 @@ type Builder struct {
 	cfg     Config
 	recipes map[string]*recipeInfo
 	plan    *plan.Plan
+	seedErr error
+	seedChk sync.Once
+
+	outMu    sync.Mutex
+	outLocks map[string]*os.File
+}
+
+func (b *Builder) hook(point string) {
+	if b.cfg.Hook != nil {
+		b.cfg.Hook(point)
+	}
 }
 
 type recipeInfo struct {
@@ -177,39 +197,27 @@ func (b *Builder) Build(ctx context.Context, targets ...string) (map[string]plan
 func (b *Builder) Status() []plan.Status { return plan.Resolve(b.plan, b) }
 
 // Lookup implements plan.Cache: a key is cached when its action record
-// names an output the store holds.
+// names an output the store holds and that output still has its digest.
+// A changed record or a corrupt output is a miss: the store drops them and
+// the step runs again.
 func (b *Builder) Lookup(key string) (string, bool) {
-	h, ok := hexOf(key)
-	if !ok {
+	st := b.cfg.Store
+	rec, err := st.Action(key)
+	if err != nil || rec.Output == "" {
 		return "", false
 	}
-	data, err := os.ReadFile(filepath.Join(b.cfg.Store.Dir(), "actions", h))
-	if err != nil {
+	if err := st.Check(context.Background(), store.Ref{Kind: store.Output, Digest: rec.Output},
+		store.Full(b.cfg.Verify), store.Epoch(b.cfg.Stack.SourceDateEpoch)); err != nil {
 		return "", false
 	}
-	out := strings.TrimSpace(string(data))
-	if _, ok := b.OutputPath(out); !ok {
-		return "", false
-	}
-	return out, true
+	return rec.Output, true
 }
 
 // OutputPath returns where the step output with digest d is, if stored.
-func (b *Builder) OutputPath(d string) (string, bool) {
-	h, ok := hexOf(d)
-	if !ok {
-		return "", false
-	}
-	p := filepath.Join(b.cfg.Store.Dir(), "outputs", "sha256", h)
-	fi, err := os.Lstat(p)
-	return p, err == nil && fi.IsDir()
-}
+func (b *Builder) OutputPath(d string) (string, bool) { return b.cfg.Store.OutputPath(d) }
 
 // LogPath returns where the log of action key is kept.
-func (b *Builder) LogPath(key string) string {
-	h, _ := hexOf(key)
-	return filepath.Join(b.cfg.Store.Dir(), "logs", h+".log")
-}
+func (b *Builder) LogPath(key string) string { return b.cfg.Store.LogPath(key) }
 
 func hexOf(d string) (string, bool) {
 	h, ok := strings.CutPrefix(d, "sha256:")
@@ -222,15 +230,84 @@ func hexOf(d string) (string, bool) {
 	return h, true
 }
 
+// storedTree returns the digest of the store tree at p, if p is one.
+func (b *Builder) storedTree(p string) (string, bool) {
+	d := "sha256:" + filepath.Base(p)
+	if q, ok := b.cfg.Store.Tree(d); ok && q == p {
+		return d, true
+	}
+	return "", false
+}
+
+// checkInputs checks the stored objects a step is about to mount.
+func (b *Builder) checkInputs(ctx context.Context, r stack.Recipe, deps map[string]string) ([]store.Ref, error) {
+	st := b.cfg.Store
+	opt := store.Full(b.cfg.Verify)
+	var uses []store.Ref
+	b.seedChk.Do(func() {
+		if d, ok := b.storedTree(b.cfg.SeedDir); ok {
+			if err := st.Check(ctx, store.Ref{Kind: store.Tree, Digest: d}, opt); err != nil {
+				b.seedErr = fmt.Errorf("seed: %w; the next build makes it again", err)
+			}
+		}
+	})
+	if b.seedErr != nil {
+		return nil, b.seedErr
+	}
+	if d, ok := b.storedTree(b.cfg.SeedDir); ok {
+		uses = append(uses, store.Ref{Kind: store.Tree, Digest: d})
+	}
+	for _, s := range r.Sources {
+		p, ok := b.cfg.Sources[s]
+		if !ok {
+			return nil, fmt.Errorf("source %s was not fetched", s)
+		}
+		if d, ok := b.storedTree(p); ok {
+			ref := store.Ref{Kind: store.Tree, Digest: d}
+			if err := st.Check(ctx, ref, opt); err != nil {
+				return nil, fmt.Errorf("source %s: %w; the next build fetches it again", s, err)
+			}
+			uses = append(uses, ref)
+		}
+	}
+	for _, d := range r.Deps {
+		ref := store.Ref{Kind: store.Output, Digest: deps[d]}
+		if err := st.Check(ctx, ref, opt, store.Epoch(b.cfg.Stack.SourceDateEpoch)); err != nil {
+			return nil, fmt.Errorf("output of %s: %w", d, err)
+		}
+		uses = append(uses, ref)
+	}
+	return uses, nil
+}
+
 // run runs one step in its sandbox and stores what it wrote to /out.
 func (b *Builder) run(ctx context.Context, job plan.Job) (plan.Result, error) {
 	info := b.recipes[job.Step.ID]
 	r := info.recipe
 	st := b.cfg.Store
+	// One run per key across processes: a cairn that waited here finds
+	// the record the other one wrote.
+	h, _ := hexOf(job.Key)
+	unlock, err := st.Lock(ctx, "action-"+h)
+	if err != nil {
+		return plan.Result{}, err
+	}
+	defer unlock()
+	if out, ok := b.Lookup(job.Key); ok {
+		return plan.Result{Output: out, Cached: true, Log: b.LogPath(job.Key)}, nil
+	}
+	uses, err := b.checkInputs(ctx, r, job.Deps)
+	if err != nil {
+		return plan.Result{}, err
+	}
 	recipeTree, err := st.AddTree(ctx, info.tree, func(dir string) error { return copyPlain(r.Dir, dir) })
 	if err != nil {
 		return plan.Result{}, fmt.Errorf("store recipe %s: %w", r.Dir, err)
 	}
+	if err := st.Check(ctx, store.Ref{Kind: store.Tree, Digest: info.tree}, store.Full(b.cfg.Verify)); err != nil {
+		return plan.Result{}, fmt.Errorf("recipe %s: %w", r.Name, err)
+	}
+	uses = append(uses, store.Ref{Kind: store.Tree, Digest: info.tree})
 	tmp, cleanup, err := st.TempDir("step-" + r.Name)
 	if err != nil {
 		return plan.Result{}, err
@@ -249,11 +326,7 @@ func (b *Builder) run(ctx context.Context, job plan.Job) (plan.Result, error) {
 		{Target: "/out", Source: outDir, Writable: true},
 	}
 	for _, s := range r.Sources {
-		p, ok := b.cfg.Sources[s]
-		if !ok {
-			return plan.Result{}, fmt.Errorf("source %s was not fetched", s)
-		}
-		mounts = append(mounts, sandbox.Mount{Target: "/src/" + s, Source: p})
+		mounts = append(mounts, sandbox.Mount{Target: "/src/" + s, Source: b.cfg.Sources[s]})
 	}
 	for _, d := range r.Deps {
 		p, ok := b.OutputPath(job.Deps[d])
@@ -276,6 +349,9 @@ func (b *Builder) run(ctx context.Context, job plan.Job) (plan.Result, error) {
 	if b.cfg.Log != nil {
 		out = io.MultiWriter(logf, b.cfg.Log)
 	}
+	if b.cfg.Hook != nil {
+		out = &firstWrite{w: out, fn: func() { b.hook("step") }}
+	}
 	res, runErr := sandbox.Run(ctx, sandbox.Spec{
 		Root:            b.cfg.SeedDir,
 		Mounts:          mounts,
@@ -289,6 +365,12 @@ func (b *Builder) run(ctx context.Context, job plan.Job) (plan.Result, error) {
 		runErr = fmt.Errorf("build script: %s", res)
 	}
 	if runErr != nil {
+		runErr = noSpace(runErr, tmp)
+		if errors.Is(runErr, syscall.ENOSPC) {
+			// Free the step's files first, so that the note fits.
+			os.RemoveAll(buildDir)
+			os.RemoveAll(outDir)
+		}
 		fmt.Fprintf(logf, "\ncairn: step %s: %v\n", r.Name, runErr)
 	}
 	// The log is kept whatever happened: on failure it is what the user reads.
@@ -307,90 +389,63 @@ func (b *Builder) run(ctx context.Context, job plan.Job) (plan.Result, error) {
 	if err != nil {
 		return plan.Result{Log: logPath}, fmt.Errorf("output of %s: %w", r.Name, err)
 	}
-	if err := b.storeOutput(ctx, outDir, outDigest); err != nil {
-		return plan.Result{Log: logPath}, err
+	if _, err := st.AddOutput(ctx, outDir, outDigest, b.cfg.Stack.SourceDateEpoch); err != nil {
+		return plan.Result{Log: logPath}, noSpace(err, tmp)
 	}
-	if err := b.record(job.Key, outDigest); err != nil {
-		return plan.Result{Log: logPath}, err
+	if err := st.PutAction(job.Key, store.Record{Output: outDigest, Uses: uses}); err != nil {
+		return plan.Result{Log: logPath}, noSpace(err, tmp)
 	}
 	return plan.Result{Output: outDigest, Log: logPath}, nil
+}
+
+// firstWrite calls fn once, before the first byte is written through it.
+type firstWrite struct {
+	w    io.Writer
+	fn   func()
+	once sync.Once
+}
+
+func (f *firstWrite) Write(p []byte) (int, error) {
+	f.once.Do(f.fn)
+	return f.w.Write(p)
+}
+
+// NoSpaceError says a step failed while the store's filesystem was full:
+// the build's own message may be lost (its log could not be written).
+type NoSpaceError struct {
+	Dir  string
+	Free uint64
+	Err  error
+}
+
+func (e *NoSpaceError) Error() string {
+	return fmt.Sprintf("%v: no space left on device (ENOSPC): %s has %d bytes free", e.Err, e.Dir, e.Free)
+}
+
+func (e *NoSpaceError) Unwrap() []error { return []error{e.Err, syscall.ENOSPC} }
+
+// noSpace names ENOSPC in err when the filesystem of dir is full (under
+// 1 MiB free), which a build script's failure does not say by itself.
+func noSpace(err error, dir string) error {
+	var ns *NoSpaceError
+	if err == nil || errors.As(err, &ns) {
+		return err
+	}
+	var fs unix.Statfs_t
+	if serr := unix.Statfs(dir, &fs); serr != nil {
+		return err
+	}
+	free := fs.Bavail * uint64(fs.Bsize)
+	if free >= 1<<20 && !errors.Is(err, syscall.ENOSPC) {
+		return err
+	}
+	return &NoSpaceError{Dir: dir, Free: free, Err: err}
 }
 
 // OutputDigest is the identity of a step's output tree: the sha256 of its
 // deterministic tar, which covers paths, types, modes, link targets and bytes.
 func OutputDigest(ctx context.Context, dir string, epoch int64) (string, error) {
-	h := sha256.New()
-	if err := rootfs.WriteTar(ctx, dir, h, rootfs.WithEpoch(epoch)); err != nil {
-		return "", err
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// storeOutput renames dir into outputs/ under d, unless another run already
-// stored the same output.
-func (b *Builder) storeOutput(ctx context.Context, dir, d string) error {
-	h, _ := hexOf(d)
-	if _, ok := b.OutputPath(d); ok {
-		return nil
-	}
-	unlock, err := b.cfg.Store.Lock(ctx, "output-"+h)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	if _, ok := b.OutputPath(d); ok {
-		return nil
-	}
-	final := filepath.Join(b.cfg.Store.Dir(), "outputs", "sha256", h)
-	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
-		return err
-	}
-	// Modes as the output digest sees them (and readable by the build uid
-	// of the steps that mount this output), whatever umask cairn ran with.
-	if err := store.NormaliseModes(dir); err != nil {
-		return err
-	}
-	if err := syncTree(dir); err != nil {
-		return err
-	}
-	if err := os.Rename(dir, final); err != nil {
-		return fmt.Errorf("store output %s: %w", d, err)
-	}
-	return syncPath(filepath.Dir(final))
-}
-
-// record writes the action record key → output, atomically.
-func (b *Builder) record(key, output string) error {
-	h, _ := hexOf(key)
-	dir := filepath.Join(b.cfg.Store.Dir(), "actions")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	return atomicfile.WriteBytes(filepath.Join(dir, h), []byte(output+"\n"), 0o644)
-}
-
-func syncPath(p string) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
-}
-
-// syncTree flushes a tree before it is renamed into the store: one syncfs
-// of its filesystem, not an fsync per file (a musl sysroot has over a
-// thousand headers, and per-file fsyncs cost seconds on a virtual disk).
-func syncTree(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := unix.Syncfs(int(f.Fd())); err != nil {
-		return fmt.Errorf("syncfs %s: %w", dir, err)
-	}
-	return nil
+	return store.OutputDigest(ctx, dir, epoch)
 }
 
 // copyPlain copies a recipe directory (plain files and directories only)

@@ -2,15 +2,20 @@ package build
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
-	"github.com/cairn-build/cairn/internal/atomicfile"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/cairn-build/cairn/internal/ctxio"
 	"github.com/cairn-build/cairn/pkg/oci"
+	"github.com/cairn-build/cairn/pkg/store"
 	"github.com/cairn-build/cairn/pkg/plan"
 	"github.com/cairn-build/cairn/pkg/rootfs"
 	"github.com/cairn-build/cairn/pkg/stack"
@@ -45,42 +50,46 @@ func ImageLines(img stack.Image, root string, epoch int64) []string {
 
 // WriteImage writes img's rootfs tarball into outDir from the output of its
 // recipe (root, an output digest). The compressed file is kept in the store
-// as a blob under an action key, so a second build only links it again.
+// as a blob under an action key, so a second build only copies it again.
+// What a cached image reuses is checked first (the blob in the store, the
+// files already in outDir): a changed file is written again, never used.
 // Older tarballs of the same image in outDir are removed once the new one
 // is in place.
 func (b *Builder) WriteImage(ctx context.Context, img stack.Image, root, outDir string) (*Image, error) {
+	st := b.cfg.Store
 	key := plan.KeyOf(ImageLines(img, root, b.cfg.Stack.SourceDateEpoch))
-	h, _ := hexOf(key)
-	record := filepath.Join(b.cfg.Store.Dir(), "actions", h)
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, err
 	}
+	if err := b.sweepOut(outDir); err != nil {
+		return nil, err
+	}
 	res := &Image{Name: img.Name}
-	if data, err := os.ReadFile(record); err == nil {
-		f := strings.Fields(string(data))
-		sum := ""
-		if len(f) > 0 {
-			sum = strings.TrimPrefix(f[0], "sha256:")
-		}
-		if blob, ok := b.cfg.Store.Blob(sum); ok && len(f) == 2 {
-			res.Digest, res.Cached, res.Manifest = "sha256:"+sum, true, f[1]
-			if err := b.place(blob, img.Name, sum, outDir, res); err != nil {
+	if rec, err := st.Action(key); err == nil && rec.Blob != "" && rec.Manifest != "" {
+		blob := store.Ref{Kind: store.Blob, Digest: rec.Blob}
+		if err := st.Check(ctx, blob, store.Full(b.cfg.Verify)); err == nil {
+			res.Digest, res.Cached, res.Manifest = rec.Blob, true, rec.Manifest
+			if err := b.place(ctx, st.Path(blob), img.Name, rec.Blob, outDir, res); err != nil {
 				return nil, err
 			}
-			if res.Layout, ok = ociPresent(outDir, img.Name, res.Manifest); ok {
+			var ok bool
+			if res.Layout, ok = b.ociPresent(ctx, outDir, img.Name, rec); ok {
 				return res, nil
 			}
-			// The layout was removed from out/: write both again.
+			// The layout was removed from out/ or changed: write both again.
 			res = &Image{Name: img.Name}
 		}
 	}
 
 	tree, ok := b.OutputPath(root)
-
 	if !ok {
 		return nil, fmt.Errorf("image %s: output %s of recipe %s is not in the store", img.Name, root, img.Recipe)
 	}
-	tmp, cleanup, err := b.cfg.Store.TempDir("image-" + img.Name)
+	rootRef := store.Ref{Kind: store.Output, Digest: root}
+	if err := st.Check(ctx, rootRef, store.Full(b.cfg.Verify), store.Epoch(b.cfg.Stack.SourceDateEpoch)); err != nil {
+		return nil, fmt.Errorf("image %s: output of recipe %s: %w; the next build runs it again", img.Name, img.Recipe, err)
+	}
+	tmp, cleanup, err := st.TempDir("image-" + img.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -98,17 +107,21 @@ func (b *Builder) WriteImage(ctx context.Context, img stack.Image, root, outDir 
 	if err != nil {
 		return nil, err
 	}
-	blob, err := b.cfg.Store.AddBlob(ctx, sum, f)
+	blob, err := st.AddBlob(ctx, sum, f)
 	f.Close()
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", img.Name, err)
 	}
 	res.Digest = w.Digest
-	if err := b.place(blob, img.Name, sum, outDir, res); err != nil {
+	if err := b.place(ctx, blob, img.Name, w.Digest, outDir, res); err != nil {
 		return nil, err
 	}
 	// The OCI layout and docker-archive carry the same tar (same DiffID).
-	o, err := oci.WriteTree(ctx, tree, outDir, img.Name, oci.ConfigFor(img, b.cfg.Stack.SourceDateEpoch), opts)
+	var ociOpts []oci.Option
+	if b.cfg.Hook != nil {
+		ociOpts = append(ociOpts, oci.WithHook(b.cfg.Hook))
+	}
+	o, err := oci.WriteTree(ctx, tree, outDir, img.Name, oci.ConfigFor(img, b.cfg.Stack.SourceDateEpoch), opts, ociOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", img.Name, err)
 	}
@@ -116,43 +129,145 @@ func (b *Builder) WriteImage(ctx context.Context, img stack.Image, root, outDir 
 		return nil, fmt.Errorf("image %s: OCI layer DiffID %s differs from the rootfs tarball's %s", img.Name, o.DiffID, w.DiffID)
 	}
 	res.Layout, res.Manifest = o.Layout, o.Manifest
-	if err := atomicfile.WriteBytes(record, []byte(w.Digest+" "+o.Manifest+"\n"), 0o644); err != nil {
+	rec := store.Record{Blob: w.Digest, Manifest: o.Manifest, Uses: []store.Ref{rootRef}}
+	if o.Archive != "" {
+		if rec.Archive, err = b.noteOut(ctx, o.Archive); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.noteLayout(ctx, o.Layout); err != nil {
+		return nil, err
+	}
+	if err := st.PutAction(key, rec); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
-// ociPresent reports whether outDir holds NAME.oci naming manifest, with
-// its blob, and NAME.docker.tar.
-func ociPresent(outDir, name, manifest string) (string, bool) {
+// sweepOut removes, once per out directory, the temporary files a killed
+// cairn left there (.NAME.oci.*.tmp, NAME.rootfs.*.tar.xz.tmp), unless
+// another cairn is writing to it: each build holds a shared flock on
+// OUT/.cairn.lock while it writes there.
+func (b *Builder) sweepOut(outDir string) error {
+	b.outMu.Lock()
+	defer b.outMu.Unlock()
+	abs, _ := filepath.Abs(outDir)
+	if b.outLocks == nil {
+		b.outLocks = map[string]*os.File{}
+	}
+	if _, ok := b.outLocks[abs]; ok {
+		return nil
+	}
+	f, err := os.OpenFile(filepath.Join(abs, ".cairn.lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+		if err := store.SweepTemps(abs); err != nil {
+			f.Close()
+			return fmt.Errorf("out %s: %w", outDir, err)
+		}
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
+		f.Close()
+		return err
+	}
+	b.outLocks[abs] = f
+	return nil
+}
+
+// Close releases the out directories' locks.
+func (b *Builder) Close() error {
+	b.outMu.Lock()
+	defer b.outMu.Unlock()
+	for k, f := range b.outLocks {
+		f.Close()
+		delete(b.outLocks, k)
+	}
+	return nil
+}
+
+// noteOut hashes a file just written to out/ and records its fingerprint,
+// so that the next build notices a change to it.
+func (b *Builder) noteOut(ctx context.Context, p string) (string, error) {
+	d, err := fileSum(ctx, p)
+	if err != nil {
+		return "", err
+	}
+	return d, b.cfg.Store.NoteFile(p, d)
+}
+
+// noteLayout records the fingerprints of an OCI layout's blobs, which are
+// named by their digests.
+func (b *Builder) noteLayout(ctx context.Context, layout string) error {
+	dir := filepath.Join(layout, "blobs", "sha256")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if err := b.cfg.Store.NoteFile(filepath.Join(dir, e.Name()), "sha256:"+e.Name()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ociPresent reports whether outDir holds NAME.oci naming the record's
+// manifest, with its blobs unchanged, and NAME.docker.tar unchanged.
+func (b *Builder) ociPresent(ctx context.Context, outDir, name string, rec store.Record) (string, bool) {
 	layout := filepath.Join(outDir, name+".oci")
 	idx, err := os.ReadFile(filepath.Join(layout, "index.json"))
-	if err != nil || !strings.Contains(string(idx), `"`+manifest+`"`) {
+	if err != nil || !strings.Contains(string(idx), `"`+rec.Manifest+`"`) {
 		return "", false
 	}
-	if _, err := os.Stat(filepath.Join(layout, "blobs", "sha256", strings.TrimPrefix(manifest, "sha256:"))); err != nil {
+	dir := filepath.Join(layout, "blobs", "sha256")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
 		return "", false
 	}
-	if _, err := os.Stat(filepath.Join(outDir, name+".docker.tar")); err != nil {
+	hasManifest := false
+	for _, e := range ents {
+		d := "sha256:" + e.Name()
+		hasManifest = hasManifest || d == rec.Manifest
+		if ok, err := b.cfg.Store.CheckFile(ctx, filepath.Join(dir, e.Name()), d, b.cfg.Verify); err != nil || !ok {
+			return "", false
+		}
+	}
+	if !hasManifest {
+		return "", false
+	}
+	archive := filepath.Join(outDir, name+".docker.tar")
+	if rec.Archive == "" {
+		return "", false
+	}
+	if ok, err := b.cfg.Store.CheckFile(ctx, archive, rec.Archive, b.cfg.Verify); err != nil || !ok {
 		return "", false
 	}
 	return layout, true
 }
 
-// place puts the blob at outDir/NAME.rootfs.sha256-HEX.tar.xz (a hard link
-// where the filesystem allows, else a copy) and removes stale tarballs of
-// the same image.
-func (b *Builder) place(blob, name, sum, outDir string, res *Image) error {
-	final := filepath.Join(outDir, name+".rootfs.sha256-"+sum+".tar.xz")
-	if _, err := os.Lstat(final); err != nil {
+// place copies the blob to outDir/NAME.rootfs.sha256-HEX.tar.xz (a reflink
+// where the filesystem has them: never a hard link, so that editing out/
+// cannot edit the store) unless an unchanged copy is there, and removes
+// stale tarballs of the same image.
+func (b *Builder) place(ctx context.Context, blob, name, digest, outDir string, res *Image) error {
+	final := filepath.Join(outDir, name+".rootfs."+strings.Replace(digest, ":", "-", 1)+".tar.xz")
+	ok, err := b.cfg.Store.CheckFile(ctx, final, digest, b.cfg.Verify)
+	if err != nil {
+		return err
+	}
+	if !ok {
 		tmp := final + ".tmp"
 		os.Remove(tmp)
-		if err := os.Link(blob, tmp); err != nil {
-			if err := copyTo(blob, tmp); err != nil {
-				return err
-			}
+		if err := copyTo(blob, tmp, func() { b.hook("xz") }); err != nil {
+			os.Remove(tmp)
+			return fmt.Errorf("image %s: %w", name, err)
 		}
 		if err := os.Rename(tmp, final); err != nil {
+			return err
+		}
+		if err := b.cfg.Store.NoteFile(final, digest); err != nil {
 			return err
 		}
 	}
@@ -170,23 +285,42 @@ func (b *Builder) place(blob, name, sum, outDir string, res *Image) error {
 	return nil
 }
 
-func copyTo(src, dst string) error {
+// copyTo copies src to a new file dst, by reflink (FICLONE) where the
+// filesystem can share the blocks copy-on-write, else byte by byte; mid is
+// called once dst exists.
+func copyTo(src, dst string, mid func()) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
+	mid()
+	if unix.IoctlFileClone(int(out.Fd()), int(in.Fd())) != nil {
+		if _, err := io.Copy(out, in); err != nil {
+			out.Close()
+			return err
+		}
 	}
 	if err := out.Sync(); err != nil {
 		out.Close()
 		return err
 	}
 	return out.Close()
+}
+
+func fileSum(ctx context.Context, p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, ctxio.Reader(ctx, f)); err != nil {
+		return "", err
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }

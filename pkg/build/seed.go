@@ -5,10 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"github.com/cairn-build/cairn/internal/atomicfile"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/cairn-build/cairn/pkg/seed"
 	"github.com/cairn-build/cairn/pkg/store"
@@ -16,9 +14,10 @@ import (
 
 // Seed makes sure the seed of lockFile is in the store and returns its tree
 // and tree digest. The seed is found by the sha256 of the lock's bytes (a
-// record under state/seeds/), so an unchanged lock costs one read; it is
-// built once (the .debs cached under state/debs/ by sha256) and stored under
-// its tree digest like any tree.
+// seed record in the store), so an unchanged lock costs one read; it is
+// built once (the .debs cached in the store's deb directory by sha256) and
+// stored under its tree digest like any tree. The tree is checked before a
+// step mounts it (Builder), not here: a no-op build does not walk it.
 func Seed(ctx context.Context, st *store.Store, lockFile string, opts ...seed.Option) (dir, treeDigest string, err error) {
 	data, err := os.ReadFile(lockFile)
 	if err != nil {
@@ -26,12 +25,8 @@ func Seed(ctx context.Context, st *store.Store, lockFile string, opts ...seed.Op
 	}
 	sum := sha256.Sum256(data)
 	lockHex := hex.EncodeToString(sum[:])
-	records, err := st.StateDir("seeds")
-	if err != nil {
-		return "", "", err
-	}
-	record := filepath.Join(records, lockHex)
-	if d, ok := readSeedRecord(st, record); ok {
+	key := "sha256:" + lockHex
+	if d, ok := readSeedRecord(st, key); ok {
 		return d.path, d.digest, nil
 	}
 	unlock, err := st.Lock(ctx, "seed-"+lockHex)
@@ -39,21 +34,17 @@ func Seed(ctx context.Context, st *store.Store, lockFile string, opts ...seed.Op
 		return "", "", err
 	}
 	defer unlock()
-	if d, ok := readSeedRecord(st, record); ok {
+	if d, ok := readSeedRecord(st, key); ok {
 		return d.path, d.digest, nil
 	}
 
-	debs, err := st.StateDir("debs")
-	if err != nil {
-		return "", "", err
-	}
 	tmp, cleanup, err := st.TempDir("seed")
 	if err != nil {
 		return "", "", err
 	}
 	defer cleanup()
 	built := filepath.Join(tmp, "root")
-	d, err := seed.Build(ctx, lockFile, built, append([]seed.Option{seed.WithCache(debs)}, opts...)...)
+	d, err := seed.Build(ctx, lockFile, built, append([]seed.Option{seed.WithCache(st.DebDir())}, opts...)...)
 	if err != nil {
 		return "", "", err
 	}
@@ -63,7 +54,7 @@ func Seed(ctx context.Context, st *store.Store, lockFile string, opts ...seed.Op
 	if err != nil {
 		return "", "", fmt.Errorf("store seed: %w", err)
 	}
-	if err := atomicfile.WriteBytes(record, []byte(d+"\n"), 0o644); err != nil {
+	if err := st.PutSeedRecord(key, store.Record{Tree: d}); err != nil {
 		return "", "", err
 	}
 	return path, d, nil
@@ -71,16 +62,14 @@ func Seed(ctx context.Context, st *store.Store, lockFile string, opts ...seed.Op
 
 type seedRecord struct{ path, digest string }
 
-func readSeedRecord(st *store.Store, record string) (seedRecord, bool) {
-	data, err := os.ReadFile(record)
-	if err != nil {
+func readSeedRecord(st *store.Store, key string) (seedRecord, bool) {
+	r, err := st.SeedRecord(key)
+	if err != nil || r.Tree == "" {
 		return seedRecord{}, false
 	}
-	d := strings.TrimSpace(string(data))
-	p, ok := st.Tree(d)
-	return seedRecord{p, d}, ok
+	p, ok := st.Tree(r.Tree)
+	return seedRecord{p, r.Tree}, ok
 }
-
 // moveEntries renames every top-level entry of src into dst (one filesystem).
 func moveEntries(src, dst string) error {
 	ents, err := os.ReadDir(src)

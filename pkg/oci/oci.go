@@ -107,6 +107,26 @@ type Option func(*options)
 
 type options struct {
 	noArchive bool
+	hook      func(string)
+}
+
+// WithHook calls fn("oci") once the layout's staging directory holds the
+// first bytes of the layer: tests kill cairn there.
+func WithHook(fn func(point string)) Option { return func(o *options) { o.hook = fn } }
+
+type hookReader struct {
+	r    io.Reader
+	fn   func(string)
+	done bool
+}
+
+func (h *hookReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	if n > 0 && !h.done {
+		h.done = true
+		h.fn("oci")
+	}
+	return n, err
 }
 
 // WithoutArchive skips the docker-archive.
@@ -146,6 +166,9 @@ func Write(ctx context.Context, r io.Reader, dir, name string, cfg Config, opts 
 		return nil, fmt.Errorf("image %s: %w", name, err)
 	}
 	defer os.RemoveAll(stage) // after the rename, only the copied tar is left in it
+	if o.hook != nil {
+		r = &hookReader{r: r, fn: o.hook}
+	}
 	if err := write(ctx, r, stage, res, cfg, ports); err != nil {
 		return nil, fmt.Errorf("image %s: %w", name, err)
 	}

@@ -40,6 +40,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -65,8 +66,11 @@ var ErrNotFound = errors.New("not in the store")
 
 // Store is an open store. Close releases its shared lock.
 type Store struct {
-	dir  string
-	lock *os.File
+	dir     string
+	lock    *os.File
+	ro      bool
+	hookFn  func(string)
+	checked checked
 }
 
 var (
@@ -76,18 +80,32 @@ var (
 
 // Open opens (creating if need be) the store at dir and removes what an
 // earlier, dead run left in tmp/ when no other process is using the store.
+// A store of an older format is migrated; one of a newer format is refused
+// with a *FormatError. A store whose directory cannot be written (a
+// read-only mount, another user's) is opened read-only: it can be read,
+// and every write returns ErrReadOnly.
 func Open(dir string) (*Store, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("store %s: %w", dir, err)
 	}
-	for _, d := range []string{"blobs/sha256", "trees/sha256", "state", "tmp", "locks"} {
+	format, err := readFormat(abs)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range allDirs {
 		if err := os.MkdirAll(filepath.Join(abs, d), 0o755); err != nil {
+			if fi, serr := os.Stat(abs); serr == nil && fi.IsDir() && (errors.Is(err, fs.ErrPermission) || errors.Is(err, unix.EROFS)) {
+				return openReadOnly(abs, format)
+			}
 			return nil, fmt.Errorf("store %s: %w", dir, err)
 		}
 	}
-	f, err := os.OpenFile(filepath.Join(abs, "locks", "store.lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(filepath.Join(abs, dirLocks, "store.lock"), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
+		if errors.Is(err, fs.ErrPermission) || errors.Is(err, unix.EROFS) {
+			return openReadOnly(abs, format)
+		}
 		return nil, fmt.Errorf("store %s: %w", dir, err)
 	}
 	s := &Store{dir: abs, lock: f}
@@ -99,10 +117,45 @@ func Open(dir string) (*Store, error) {
 			f.Close()
 			return nil, err
 		}
+		if format != Format {
+			if err := s.migrate(format); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("store %s: migrate from format %d: %w", dir, format, err)
+			}
+		}
+	} else if format != Format {
+		// Another cairn holds the store: once it is past its own Open
+		// (a shared lock can be had), it has migrated it.
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("store %s: lock: %w", dir, err)
+		}
+		if format, err = readFormat(abs); err == nil && format != Format {
+			err = fmt.Errorf("store %s: format %d is in use by an older cairn; run again once it has finished, to migrate it", dir, format)
+		}
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("store %s: lock: %w", dir, err)
+	}
+	return s, nil
+}
+
+// openReadOnly opens a store that cannot be written: no lock is taken (a
+// writer cannot share a read-only filesystem with it, and a lock file is
+// not created), nothing is cleaned or migrated.
+func openReadOnly(abs string, format int) (*Store, error) {
+	if format != 0 && format != Format && format != 1 {
+		return nil, &FormatError{Dir: abs, Have: strconv.Itoa(format)}
+	}
+	s := &Store{dir: abs, ro: true}
+	if f, err := os.Open(filepath.Join(abs, dirLocks, "store.lock")); err == nil {
+		unix.Flock(int(f.Fd()), unix.LOCK_SH)
+		s.lock = f
 	}
 	return s, nil
 }
@@ -126,9 +179,16 @@ func (s *Store) cleanTmp() error {
 	if err != nil {
 		return fmt.Errorf("store %s: %w", s.dir, err)
 	}
+	// A killed `cairn verify` may have left a tmpfs mounted under tmp/.
+	unmountUnder(tmp)
 	for _, e := range ents {
 		if err := removeAll(filepath.Join(tmp, e.Name())); err != nil {
 			return fmt.Errorf("store %s: clean tmp: %w", s.dir, err)
+		}
+	}
+	for _, d := range []string{dirActions, dirSeeds, dirIndex, dirLogs} {
+		if err := SweepTemps(filepath.Join(s.dir, d)); err != nil {
+			return fmt.Errorf("store %s: clean: %w", s.dir, err)
 		}
 	}
 	return nil
@@ -152,6 +212,9 @@ func removeAll(p string) error {
 // that what is made there can be renamed into place. The caller removes it
 // with the returned func; if the process dies, a later Open does.
 func (s *Store) TempDir(prefix string) (string, func(), error) {
+	if err := s.writable(); err != nil {
+		return "", nil, err
+	}
 	d, err := os.MkdirTemp(filepath.Join(s.dir, "tmp"), prefix+"-")
 	if err != nil {
 		return "", nil, fmt.Errorf("store %s: %w", s.dir, err)
@@ -166,6 +229,9 @@ func (s *Store) StateDir(name string) (string, error) {
 		return "", fmt.Errorf("store: bad state name %q", name)
 	}
 	d := filepath.Join(s.dir, "state", name)
+	if s.ro {
+		return d, nil
+	}
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		return "", fmt.Errorf("store %s: %w", s.dir, err)
 	}
@@ -177,6 +243,9 @@ func (s *Store) StateDir(name string) (string, error) {
 func (s *Store) Lock(ctx context.Context, name string) (unlock func(), err error) {
 	if name == "" || strings.ContainsAny(name, "/\\") || strings.HasPrefix(name, ".") {
 		return nil, fmt.Errorf("store: bad lock name %q", name)
+	}
+	if err := s.writable(); err != nil {
+		return nil, err
 	}
 	f, err := os.OpenFile(filepath.Join(s.dir, "locks", name+".lock"), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
@@ -214,7 +283,7 @@ func hexOf(treeDigest string) (string, error) {
 
 // TreePath returns where the tree with digest d lives (or would live).
 func (s *Store) TreePath(d string) string {
-	return filepath.Join(s.dir, "trees", "sha256", strings.TrimPrefix(d, "sha256:"))
+	return s.Path(Ref{Tree, d})
 }
 
 // Tree returns the path of the tree with digest d ("sha256:HEX") if the
@@ -259,6 +328,9 @@ func (s *Store) AddTree(ctx context.Context, want string, fill func(dir string) 
 	if p, ok := s.Tree(want); ok {
 		return p, nil
 	}
+	if err := s.writable(); err != nil {
+		return "", err
+	}
 	unlock, err := s.Lock(ctx, "tree-"+h)
 	if err != nil {
 		return "", err
@@ -300,6 +372,9 @@ func (s *Store) AddTree(ctx context.Context, want string, fill func(dir string) 
 		return "", fmt.Errorf("store %s: %w", s.dir, err)
 	}
 	if err := syncDir(filepath.Dir(final)); err != nil {
+		return "", err
+	}
+	if err := s.writeIndex(Ref{Tree, want}, final, 0); err != nil {
 		return "", err
 	}
 	return final, nil
@@ -361,7 +436,7 @@ func syncDir(p string) error {
 
 // BlobPath returns where the blob with sha256 hex sum lives (or would live).
 func (s *Store) BlobPath(sum string) string {
-	return filepath.Join(s.dir, "blobs", "sha256", sum)
+	return filepath.Join(s.dir, dirBlobs, sum)
 }
 
 // Blob returns the path of the blob whose sha256 is sum (hex) if the store
@@ -438,6 +513,9 @@ func (s *Store) AddBlob(ctx context.Context, want string, r io.Reader) (string, 
 	if p, ok := s.Blob(want); ok {
 		return p, nil
 	}
+	if err := s.writable(); err != nil {
+		return "", err
+	}
 	unlock, err := s.Lock(ctx, "blob-"+want)
 	if err != nil {
 		return "", err
@@ -481,25 +559,15 @@ func (s *Store) AddBlob(ctx context.Context, want string, r io.Reader) (string, 
 	if err := syncDir(filepath.Dir(final)); err != nil {
 		return "", err
 	}
+	if err := s.writeIndex(Ref{Blob, "sha256:" + want}, final, 0); err != nil {
+		return "", err
+	}
 	return final, nil
 }
 
 // RemoveTree takes the tree d out of the store (a tree that failed
-// verification). It is renamed into tmp/ first, so that no reader ever sees
-// it half removed.
+// verification), with every record made from it (see Evict).
 func (s *Store) RemoveTree(d string) error {
-	p, ok := s.Tree(d)
-	if !ok {
-		return nil
-	}
-	tmp, done, err := s.TempDir("evict")
-	if err != nil {
-		return err
-	}
-	defer done()
-	os.Chmod(p, 0o755)
-	if err := os.Rename(p, filepath.Join(tmp, "t")); err != nil {
-		return fmt.Errorf("store %s: %w", s.dir, err)
-	}
-	return syncDir(filepath.Dir(p))
+	_, err := s.Evict(Ref{Tree, d})
+	return err
 }

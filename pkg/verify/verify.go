@@ -56,6 +56,7 @@ import (
 
 	"github.com/cairn-build/cairn/pkg/diff"
 	"github.com/cairn-build/cairn/pkg/plan"
+	"github.com/cairn-build/cairn/pkg/store"
 )
 
 // Variation is what the varied build changes.
@@ -128,6 +129,9 @@ type Config struct {
 	Jobs       int      // the reference build's -j; 0 the default
 	Env        []string // the reference build's environment
 	WorkDir    string   // an empty directory for the varied store and both out directories
+	// Hook, when set, is called at named points ("mounted": the varied
+	// store's tmpfs is mounted). Tests kill cairn there.
+	Hook func(point string)
 	Vary       Variation
 	Log        io.Writer // both builds' stderr; nil discards
 	// Keep leaves a tmpfs (Variation.Tmpfs) mounted at Report.Mounted
@@ -218,6 +222,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if err := syscall.Mount("tmpfs", mnt, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "mode=0755"); err != nil {
 			return nil, fmt.Errorf("tmpfs for the varied store at %s: %w", mnt, err)
 		}
+		if cfg.Hook != nil {
+			cfg.Hook("mounted")
+		}
 		if cfg.Keep {
 			rep.Mounted = mnt
 		} else {
@@ -238,11 +245,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.RefBuild = time.Since(t0)
 
-	if err := linkDebs(filepath.Join(cfg.Store, "state", "debs"), filepath.Join(rep.VariedStore, "state", "debs")); err != nil {
+	refStore, err := store.Open(cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	defer refStore.Close()
+	varStore, err := store.Open(rep.VariedStore)
+	if err != nil {
+		return nil, err
+	}
+	defer varStore.Close()
+	if err := linkDebs(refStore.DebDir(), varStore.DebDir()); err != nil {
 		return nil, fmt.Errorf("seed .debs for the varied store: %w", err)
 	}
 	t1 := time.Now()
-	vFlags := append(append([]string{}, cfg.Flags...), "--mirror", filepath.Join(cfg.Store, "blobs"))
+	vFlags := append(append([]string{}, cfg.Flags...), "--mirror", refStore.BlobMirror())
 	varArgs := buildArgs(rep.VariedStore, rep.VariedOut, cfg.Vary.Jobs, append(append([]string{}, vFlags...), cfg.BuildFlags...), cfg.Targets)
 	umask := "-1"
 	if cfg.Vary.Umask >= 0 {
@@ -268,7 +285,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := compareSteps(ctx, rep, refPlan, varPlan); err != nil {
+	if err := compareSteps(ctx, rep, refPlan, varPlan, refStore, varStore); err != nil {
 		return nil, err
 	}
 	if err := compareImages(ctx, rep, refLines, varLines); err != nil {
@@ -324,18 +341,45 @@ func readPlan(ctx context.Context, cfg Config, store string, flags []string) ([]
 	return st, nil
 }
 
-// outputPath is where a store keeps the step output with digest d.
-func outputPath(store, d string) (string, error) {
-	h, ok := strings.CutPrefix(d, "sha256:")
-	if _, err := hex.DecodeString(h); !ok || err != nil || len(h) != 64 {
-		return "", fmt.Errorf("output digest %q is not sha256:HEX", d)
+// StoredOutputError says a stored step output that verify was about to
+// compare does not match its digest: the store is corrupt, which is not a
+// reproducibility failure of this or a later step.
+type StoredOutputError struct {
+	Step  string
+	Which string // "reference" or "varied"
+	Err   error
+}
+
+func (e *StoredOutputError) Error() string {
+	return fmt.Sprintf("stored output of step %s does not match its digest (%s store): %v; 'cairn store verify --repair' removes it", e.Step, e.Which, e.Err)
+}
+
+func (e *StoredOutputError) Unwrap() error { return e.Err }
+
+// storedOutput hashes the stored output d of step again and returns its
+// path: what is compared must be what its digest says.
+func storedOutput(ctx context.Context, st *store.Store, which, step, d string) (string, error) {
+	p, ok := st.OutputPath(d)
+	if !ok {
+		return "", fmt.Errorf("step %s: output %s is not in the %s store", step, d, which)
 	}
-	return filepath.Join(store, "outputs", "sha256", h), nil
+	// Both builds just looked every compared output up, which recorded
+	// the epoch it is hashed at.
+	err := st.Check(ctx, store.Ref{Kind: store.Output, Digest: d}, store.Full(true), store.KeepCorrupt())
+	var ce *store.CorruptError
+	if errors.As(err, &ce) {
+		return "", &StoredOutputError{Step: step, Which: which, Err: err}
+	}
+	if err != nil && !errors.Is(err, store.ErrUnchecked) {
+		return "", err
+	}
+	return p, nil
 }
 
 // compareSteps compares every step the varied build made (the fresh store
-// holds exactly the targets' closure) with the reference's output.
-func compareSteps(ctx context.Context, rep *Report, ref, varied []plan.Status) error {
+// holds exactly the targets' closure) with the reference's output, after
+// checking that both stored outputs still match their digests.
+func compareSteps(ctx context.Context, rep *Report, ref, varied []plan.Status, refStore, varStore *store.Store) error {
 	refByID := map[string]plan.Status{}
 	for _, s := range ref {
 		refByID[s.ID] = s
@@ -350,11 +394,11 @@ func compareSteps(ctx context.Context, rep *Report, ref, varied []plan.Status) e
 		}
 		o := Output{Kind: KindStep, Name: v.ID, A: r.Output, B: v.Output, Reproducible: r.Output == v.Output}
 		var err error
-		if o.PathA, err = outputPath(rep.RefStore, r.Output); err != nil {
-			return fmt.Errorf("step %s: %w", v.ID, err)
+		if o.PathA, err = storedOutput(ctx, refStore, "reference", v.ID, r.Output); err != nil {
+			return err
 		}
-		if o.PathB, err = outputPath(rep.VariedStore, v.Output); err != nil {
-			return fmt.Errorf("step %s: %w", v.ID, err)
+		if o.PathB, err = storedOutput(ctx, varStore, "varied", v.ID, v.Output); err != nil {
+			return err
 		}
 		if !o.Reproducible {
 			if o.Diff, err = diff.Paths(ctx, o.PathA, o.PathB); err != nil {

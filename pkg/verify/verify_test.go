@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/cairn-build/cairn/pkg/plan"
+	"github.com/cairn-build/cairn/pkg/store"
 )
 
 func TestMerge(t *testing.T) {
@@ -47,30 +49,46 @@ func TestRootfsKey(t *testing.T) {
 	}
 }
 
-// store makes a store directory holding one step output per digest.
-func storeWith(t *testing.T, outputs map[string]map[string]string) string {
+// storeWith makes a store holding one step output per name (a map of
+// file name to content) and returns it with each output's digest.
+func storeWith(t *testing.T, outputs map[string]map[string]string) (*store.Store, map[string]string) {
 	t.Helper()
-	dir := t.TempDir()
-	for d, files := range outputs {
-		for name, data := range files {
-			p := filepath.Join(dir, "outputs", "sha256", strings.TrimPrefix(d, "sha256:"), name)
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+	ctx := context.Background()
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	digests := map[string]string{}
+	for name, files := range outputs {
+		dir, done, err := st.TempDir("out")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer done()
+		for f, data := range files {
+			if err := os.WriteFile(filepath.Join(dir, f), []byte(data), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
+		d, err := store.OutputDigest(ctx, dir, 1700000000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.AddOutput(ctx, dir, d, 1700000000); err != nil {
+			t.Fatal(err)
+		}
+		digests[name] = d
 	}
-	return dir
+	return st, digests
 }
 
 func TestCompareSteps(t *testing.T) {
-	same, a, b := "sha256:"+strings.Repeat("1", 64), "sha256:"+strings.Repeat("2", 64), "sha256:"+strings.Repeat("3", 64)
-	rep := &Report{
-		RefStore:    storeWith(t, map[string]map[string]string{same: {"f": "x"}, a: {"stamp": "100\n", "k": "k"}}),
-		VariedStore: storeWith(t, map[string]map[string]string{same: {"f": "x"}, b: {"stamp": "200\n", "k": "k"}}),
-	}
+	ctx := context.Background()
+	refStore, r := storeWith(t, map[string]map[string]string{"same": {"f": "x"}, "a": {"stamp": "100\n", "k": "k"}})
+	varStore, v := storeWith(t, map[string]map[string]string{"same": {"f": "x"}, "b": {"stamp": "200\n", "k": "k"}})
+	same, a, b := r["same"], r["a"], v["b"]
+	rep := &Report{RefStore: refStore.Dir(), VariedStore: varStore.Dir()}
 	ref := []plan.Status{
 		{ID: "one", Cached: true, Output: same},
 		{ID: "two", Cached: true, Output: a},
@@ -81,7 +99,7 @@ func TestCompareSteps(t *testing.T) {
 		{ID: "two", Cached: true, Output: b},
 		{ID: "other"},
 	}
-	if err := compareSteps(context.Background(), rep, ref, varied); err != nil {
+	if err := compareSteps(ctx, rep, ref, varied, refStore, varStore); err != nil {
 		t.Fatal(err)
 	}
 	if len(rep.Outputs) != 2 {
@@ -98,9 +116,29 @@ func TestCompareSteps(t *testing.T) {
 		t.Error("report: got reproducible, want not")
 	}
 	// A step the varied build made that the reference store lacks is an error.
-	err := compareSteps(context.Background(), rep, ref[:1], varied)
+	err := compareSteps(ctx, rep, ref[:1], varied, refStore, varStore)
 	if err == nil || !strings.Contains(err.Error(), "two") {
 		t.Errorf("got %v, want an error naming step two", err)
+	}
+}
+
+// A corrupt stored output is named as such, not reported as the step (or
+// a later one) differing.
+func TestCompareStepsCorruptStoredOutput(t *testing.T) {
+	refStore, r := storeWith(t, map[string]map[string]string{"same": {"f": "x"}})
+	varStore, _ := storeWith(t, map[string]map[string]string{"same": {"f": "x"}})
+	p, _ := refStore.OutputPath(r["same"])
+	if err := os.WriteFile(filepath.Join(p, "f"), []byte("y"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := []plan.Status{{ID: "one", Cached: true, Output: r["same"]}}
+	err := compareSteps(context.Background(), &Report{}, st, st, refStore, varStore)
+	var se *StoredOutputError
+	if !errors.As(err, &se) || se.Step != "one" || se.Which != "reference" {
+		t.Fatalf("got %v, want a StoredOutputError for step one in the reference store", err)
+	}
+	if !strings.Contains(err.Error(), "stored output of step one does not match its digest") {
+		t.Errorf("got %q, want it to say the stored output does not match", err)
 	}
 }
 
