@@ -468,3 +468,7 @@ func (s *Store) forget(ref Ref) {
 	delete(s.checked.done, ref.String())
 	delete(s.checked.done, ref.String()+" full")
 }
+
+// Fingerprint is the stat fingerprint Check compares for the file or tree
+// at p (exported for tests that forge an index record).
+func Fingerprint(p string) (string, error) { return fingerprint(p) }
