@@ -15,10 +15,10 @@ import (
 
 	"github.com/cairn-build/cairn/internal/ctxio"
 	"github.com/cairn-build/cairn/pkg/oci"
-	"github.com/cairn-build/cairn/pkg/store"
 	"github.com/cairn-build/cairn/pkg/plan"
 	"github.com/cairn-build/cairn/pkg/rootfs"
 	"github.com/cairn-build/cairn/pkg/stack"
+	"github.com/cairn-build/cairn/pkg/store"
 )
 
 // imageKeyVersion starts every image key's lines; bump it when they change.

@@ -70,6 +70,7 @@ func readSeedRecord(st *store.Store, key string) (seedRecord, bool) {
 	p, ok := st.Tree(r.Tree)
 	return seedRecord{p, r.Tree}, ok
 }
+
 // moveEntries renames every top-level entry of src into dst (one filesystem).
 func moveEntries(src, dst string) error {
 	ents, err := os.ReadDir(src)

@@ -470,4 +470,3 @@ func TestReadOnlyStore(t *testing.T) {
 		t.Errorf("AddBlob on a read-only store: %v, want ErrReadOnly", err)
 	}
 }
-

@@ -132,8 +132,8 @@ type Config struct {
 	// Hook, when set, is called at named points ("mounted": the varied
 	// store's tmpfs is mounted). Tests kill cairn there.
 	Hook func(point string)
-	Vary       Variation
-	Log        io.Writer // both builds' stderr; nil discards
+	Vary Variation
+	Log  io.Writer // both builds' stderr; nil discards
 	// Keep leaves a tmpfs (Variation.Tmpfs) mounted at Report.Mounted
 	// after Run; otherwise Run unmounts it before it returns.
 	Keep bool
