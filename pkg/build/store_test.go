@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -469,4 +472,130 @@ func TestReadOnlyStore(t *testing.T) {
 	if _, err := st.AddBlob(context.Background(), strings.Repeat("a", 64), io.LimitReader(nil, 0)); !errors.Is(err, store.ErrReadOnly) {
 		t.Errorf("AddBlob on a read-only store: %v, want ErrReadOnly", err)
 	}
+}
+
+// killEnv carries, to the helper process of TestKillPoints, the point to
+// die at and the paths of the fixture it builds.
+const killEnv = "CAIRN_BUILD_KILL_HELPER"
+
+// TestKillHelper is not a test: run by TestKillPoints as a subprocess, it
+// builds the fixture and writes image b, and SIGKILLs itself at the point
+// named (or runs to the end when the point is "none").
+func TestKillHelper(t *testing.T) {
+	v := os.Getenv(killEnv)
+	if v == "" {
+		t.Skip("helper process of TestKillPoints")
+	}
+	f := strings.Split(v, "\x1f")
+	point, stackFile, storeDir, seedDir, seedDigest, srcDir, outDir := f[0], f[1], f[2], f[3], f[4], f[5], f[6]
+	hook := func(p string) {
+		if p == point {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {}
+		}
+	}
+	st, err := store.Open(storeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.SetHook(hook)
+	stk, err := stack.Load(stackFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(Config{Stack: stk, Store: st, SeedDir: seedDir, SeedDigest: seedDigest,
+		Sources: map[string]string{"in": srcDir}, Timeout: time.Minute, Hook: hook})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.Build(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := b.WriteImage(context.Background(), stack.Image{Name: "b", Recipe: "b"}, res["b"].Output, outDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("IMAGE %s %s\n", w.Digest, w.Manifest)
+}
+
+// TestKillPoints kills a build (SIGKILL, at a point the build reaches for
+// certain, not by timing) while a step runs, while its output is being
+// stored, while the rootfs tarball is placed in out/ and while the OCI
+// layout is staged there; then a build in the same store and out/ must
+// leave no temporary file and give the same image as an undisturbed build.
+func TestKillPoints(t *testing.T) {
+	f := newStoredFixture(t, map[string][2]string{
+		"a": {"", "echo running a; cat /src/in/greeting > /out/a\n"},
+		"b": {"a", "echo running b; cat /deps/a/a > /out/b; echo world >> /out/b\n"},
+	})
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(point, storeDir, outDir string) (string, error) {
+		cmd := exec.Command(exe, "-test.run", "^TestKillHelper$", "-test.v")
+		cmd.Env = append(os.Environ(), killEnv+"="+strings.Join([]string{point, filepath.Join(f.dir, "stack.toml"),
+			storeDir, f.seedDir, f.seedDigest, f.srcDir, outDir}, "\x1f"))
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	// The seed and source trees stay in the fixture's store; each run
+	// gets its own store for the outputs and records.
+	want, err := run("none", t.TempDir(), filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatalf("undisturbed build: %v\n%s", err, want)
+	}
+	want = regexp.MustCompile(`IMAGE .*`).FindString(want)
+	for _, point := range []string{"step", "storing", "xz", "oci"} {
+		t.Run(point, func(t *testing.T) {
+			storeDir, outDir := t.TempDir(), filepath.Join(t.TempDir(), "out")
+			out, err := run(point, storeDir, outDir)
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != -1 {
+				t.Fatalf("the build was not killed at %s: %v\n%s", point, err, out)
+			}
+			left := temps(t, storeDir, outDir)
+			t.Logf("killed at %s, left: %v", point, left)
+			if len(left) == 0 {
+				t.Errorf("killed at %s, but nothing was left behind to sweep: the point is not where it claims", point)
+			}
+			out, err = run("none", storeDir, outDir)
+			if err != nil {
+				t.Fatalf("build after the kill: %v\n%s", err, out)
+			}
+			if got := regexp.MustCompile(`IMAGE .*`).FindString(out); got != want {
+				t.Errorf("image after a kill at %s: %q, want %q", point, got, want)
+			}
+			if left := temps(t, storeDir, outDir); len(left) > 0 {
+				t.Errorf("after the next build, left behind: %v", left)
+			}
+			if rep, err := store.Open(storeDir); err == nil {
+				r, _ := rep.VerifyAll(context.Background(), false)
+				if len(r.Problems) > 0 {
+					t.Errorf("store after the kill and a build: %v", r.Problems)
+				}
+				rep.Close()
+			}
+		})
+	}
+}
+
+// temps lists the temporary files and directories under the store's tmp/
+// and record folders and in out/.
+func temps(t *testing.T, storeDir, outDir string) []string {
+	var left []string
+	ents, _ := os.ReadDir(filepath.Join(storeDir, "tmp"))
+	for _, e := range ents {
+		left = append(left, "tmp/"+e.Name())
+	}
+	for _, d := range []string{outDir, filepath.Join(storeDir, "actions"), filepath.Join(storeDir, "index")} {
+		ents, _ := os.ReadDir(d)
+		for _, e := range ents {
+			if strings.Contains(e.Name(), ".tmp") {
+				left = append(left, filepath.Join(d, e.Name()))
+			}
+		}
+	}
+	return left
 }
