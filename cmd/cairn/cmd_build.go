@@ -109,6 +109,13 @@ func prepare(ctx context.Context, cmd *cobra.Command, bf *buildFlags, events fun
 		opts = append(opts, seed.WithoutApt())
 	}
 	seedDir, seedDigest, err := build.Seed(ctx, s, st.Seed.Lock, opts...)
+	if err == nil && bf.verify {
+		// Also when no step runs: --verify checks everything the build
+		// stands on. A corrupt seed is removed with the records made on it.
+		if err = s.Check(ctx, store.Ref{Kind: store.Tree, Digest: seedDigest}, store.Full(true)); err != nil {
+			err = fmt.Errorf("seed: %w; the next build makes it again", err)
+		}
+	}
 	if err != nil {
 		s.Close()
 		return nil, err

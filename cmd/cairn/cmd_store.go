@@ -33,7 +33,12 @@ See docs/store.md for the layout and the records.
 
 Exit status: 0 the store is sound, 1 corrupt objects were found (also when
 --repair removed them), 2 usage.`,
-		Args: cobra.NoArgs,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return withCode(exitUsage, fmt.Errorf("store verify takes no arguments, got %q", args))
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := sf.openStore()
 			if err != nil {

@@ -103,6 +103,10 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("store: corrupt objects, repair, concurrency, kill -9", func(t *testing.T) {
+		storeE2E(t, bin, repo, filepath.Join(work, "a", "store"), first)
+	})
+
 	roots := map[string]string{}
 	for name := range first {
 		matches, _ := filepath.Glob(filepath.Join(work, "a", "out", name+".rootfs.sha256-*.tar.xz"))
