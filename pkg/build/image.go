@@ -257,6 +257,9 @@ func (b *Builder) place(ctx context.Context, blob, name, digest, outDir string, 
 	if err != nil {
 		return err
 	}
+	if ok && sameFile(final, blob) {
+		ok = false // a hard link an older cairn made: replace it by a copy
+	}
 	if !ok {
 		tmp := final + ".tmp"
 		os.Remove(tmp)
@@ -323,4 +326,11 @@ func fileSum(ctx context.Context, p string) (string, error) {
 		return "", err
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// sameFile reports whether a and b are one inode.
+func sameFile(a, b string) bool {
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
 }

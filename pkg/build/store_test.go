@@ -599,3 +599,38 @@ func temps(t *testing.T, storeDir, outDir string) []string {
 	}
 	return left
 }
+
+// An out/ tarball that an older cairn hard-linked to the store's blob is
+// replaced by a copy.
+func TestHardLinkedOutFileIsReplaced(t *testing.T) {
+	f := newStoredFixture(t, twoSteps)
+	res, _, err := f.build(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stk, _ := stack.Load(filepath.Join(f.dir, "stack.toml"))
+	out := filepath.Join(f.dir, "out")
+	write := func() *Image {
+		b, err := New(Config{Stack: stk, Store: f.open(), SeedDir: f.seedDir, SeedDigest: f.seedDigest,
+			Sources: map[string]string{"in": f.srcDir}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		w, err := b.WriteImage(context.Background(), stack.Image{Name: "b", Recipe: "b"}, res["b"].Output, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	w := write()
+	blob := f.store.Path(store.Ref{Kind: store.Blob, Digest: w.Digest})
+	os.Remove(w.Path)
+	if err := os.Link(blob, w.Path); err != nil {
+		t.Fatal(err)
+	}
+	write()
+	if sameFile(w.Path, blob) {
+		t.Error("out/'s tarball is still a hard link to the store's blob")
+	}
+}
