@@ -82,10 +82,24 @@ for i in $(seq 11); do
 done
 noop_median=$(printf '%s\n' "${noop[@]}" | sort -n | sed -n 6p)
 
+echo "== no-op builds with --verify (every stored object it uses hashed again), and cairn store verify"
+median_ms() { # median of 5 runs of "$@", in ms
+	local runs=()
+	for i in 1 2 3 4 5; do
+		t0=$(now); "$@" >/dev/null 2>&1; t1=$(now)
+		runs+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) * 1000 }')")
+	done
+	printf '%s\n' "${runs[@]}" | sort -n | sed -n 3p
+}
+verify_median=$(median_ms "$BIN" build --verify --store "$S" --out "$work/out")
+store_verify_median=$(median_ms "$BIN" store verify --store "$S")
+
 echo
 echo "cold build, musl + busybox:  cairn ${cairn_s} s, hand chroot ${hand_s} s, ratio $(awk -v a="$cairn_s" -v b="$hand_s" 'BEGIN { printf "%.3f", a / b }')"
 echo "cairn peak RSS during the cold build: $((peak / 1024)) MiB (VmHWM of the cairn process itself)"
 echo "no-op build of the whole stack: median ${noop_median} ms of 11"
+echo "no-op build with --verify: median ${verify_median} ms of 5"
+echo "cairn store verify of that store ($(du -sh "$S" | cut -f1)): median ${store_verify_median} ms of 5"
 echo
 printf '%-10s %12s %12s %s\n' image compressed unpacked "static binaries"
 for f in "$work"/out/*.rootfs.*.tar.xz; do
