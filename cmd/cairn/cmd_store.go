@@ -66,7 +66,7 @@ Exit status: 0 the store is sound, 1 corrupt objects were found (also when
 			}
 			var kinds []string
 			for k, n := range rep.Checked {
-				kinds = append(kinds, fmt.Sprintf("%d %ss", n, k))
+				kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
 			}
 			sort.Strings(kinds)
 			msg := fmt.Sprintf("cairn: store %s: checked %s; %d corrupt", s.Dir(), strings.Join(kinds, ", "), len(rep.Problems))

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/cairn-build/cairn/internal/testenv"
 	"github.com/cairn-build/cairn/pkg/plan"
 )
 
@@ -392,4 +393,33 @@ func mountedUnder(dir string) bool {
 		}
 	}
 	return false
+}
+
+// TestStoreE2E runs storeE2E alone against a store that already holds the
+// default stack's build (CAIRN_E2E_STORE=DIR; the store is not changed:
+// every scenario works on a copy), for working on the store without the
+// whole end-to-end run.
+func TestStoreE2E(t *testing.T) {
+	src := os.Getenv("CAIRN_E2E_STORE")
+	if src == "" {
+		t.Skip("set CAIRN_E2E_STORE to a store holding the default stack's build (TestEndToEnd runs this part on its own store)")
+	}
+	testenv.NeedRoot(t)
+	repo, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := cairnBinary(t)
+	e := &storeEnv{t: t, bin: bin, repo: repo, src: src, work: t.TempDir()}
+	stdout, stderr, code := e.run("build", "--store", src, "--out", filepath.Join(e.work, "out"))
+	if code != 0 {
+		t.Fatalf("build: exit %d\n%s", code, stderr)
+	}
+	want := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		if f := strings.Split(line, "\t"); len(f) == 5 {
+			want[f[0]] = f[3] + " " + f[4]
+		}
+	}
+	storeE2E(t, bin, repo, src, want)
 }
