@@ -1,31 +1,46 @@
 // Package store is cairn's content-addressed store: release archives and
-// .debs kept as blobs by sha256, sources kept as immutable unpacked trees by
-// their cairn tree digest.
+// image tarballs kept as blobs by sha256, sources, recipes and seeds as
+// trees by their cairn tree digest, step outputs by the sha256 of their
+// deterministic tar, and the records that map action keys to them. It is
+// the only package that knows the store's folders (docs/store.md, format
+// Format): others ask it for a path, a record or a check by digest or key.
 //
 // Layout under the store directory:
 //
+//	FORMAT               the layout's version
 //	blobs/sha256/HEX     a file whose sha256 is HEX
-//	trees/sha256/HEX/    a read-only tree whose cairn tree digest is sha256:HEX
+//	trees/sha256/HEX/    a tree whose cairn tree digest is sha256:HEX
+//	outputs/sha256/HEX/  a step output whose tar digest is sha256:HEX
+//	actions/HEX          the record of action key sha256:HEX
+//	seeds/HEX            the record of the seed whose lock has sha256 HEX
+//	index/KIND-HEX       the digest and stat fingerprint an object was last checked with
+//	logs/HEX.log         the log of the step run for action key sha256:HEX
+//	state/debs/          the seed's .debs (pkg/seed's cache)
 //	state/NAME/          private state of a transport (the Debian apt state)
 //	tmp/                 work in progress; emptied by the next Open that finds no live user
 //	locks/               flock files: one per key, and store.lock
-//	outputs/             reserved for build outputs keyed by action key (not yet written)
 //
-// Nothing appears under blobs/ or trees/ except by rename from tmp/ after its
-// digest was checked: a blob is hashed while it is written, a tree is hashed
-// after its filler wrote it, and a mismatch keeps nothing. Before the rename
-// the new content is synced (fsync for a blob, syncfs for a tree) and after it
-// the parent directory is synced, so a crash leaves either the old state or
-// the complete entry, never a torn one.
+// Nothing appears under blobs/, trees/ or outputs/ except by rename from
+// tmp/ after its digest was checked: a blob is hashed while it is written,
+// a tree or output after its filler wrote it, and a mismatch keeps nothing.
+// Before the rename the new content is synced (fsync for a blob, syncfs for
+// a tree) and after it the parent directory is synced, so a crash leaves
+// either the old state or the complete entry, never a torn one.
+//
+// Nothing corrupt is used: Check compares an object's stat fingerprint
+// with the one taken when it was last hashed and hashes it again when they
+// differ (or always, with Full); a corrupt object is removed with every
+// record that points at it or was made from it. VerifyAll hashes
+// everything.
 //
 // Several cairn processes may share one store. Every Store holds a shared
 // flock on locks/store.lock for its lifetime; Open first tries to take it
 // exclusively and, if no one else holds it, removes whatever a crashed run
-// left in tmp/. Adding a key takes an exclusive flock on locks/KIND-HEX.lock,
+// left in tmp/ (unmounting what is mounted there) and migrates an older
+// format. Adding a key takes an exclusive flock on locks/KIND-HEX.lock,
 // and the loser of a race re-checks the store once it holds the lock, so the
-// same content is written once and two writers never collide. Reads are
-// checked: OpenBlob re-hashes as it is read and fails at EOF on a mismatch,
-// VerifyTree recomputes a tree's digest.
+// same content is written once and two writers never collide. A store that
+// cannot be written is opened read-only.
 package store
 
 import (
