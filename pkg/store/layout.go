@@ -88,7 +88,7 @@ func (s *Store) migrate(from int) error {
 			if err != nil {
 				return err
 			}
-			var r Record
+			r := Record{UsesUnknown: true}
 			switch f := strings.Fields(string(data)); len(f) {
 			case 1:
 				r.Output = f[0]

@@ -19,6 +19,9 @@ type Record struct {
 	Archive  string // an image's docker-archive digest (written to out/, not kept here)
 	Tree     string // a seed record's tree digest
 	Uses     []Ref  // the stored objects it was made from
+	// UsesUnknown marks a record migrated from format 1, which did not
+	// say what it was made from: any corrupt tree or output invalidates it.
+	UsesUnknown bool
 }
 
 // refers reports whether the record points at ref or was made from it.
@@ -34,7 +37,7 @@ func (r Record) refers(ref Ref) bool {
 			return true
 		}
 	}
-	return false
+	return r.UsesUnknown && (ref.Kind == Tree || ref.Kind == Output)
 }
 
 // Targets are the stored objects the record points at.
@@ -66,6 +69,9 @@ func (r Record) encode(key string) []byte {
 	}
 	for _, u := range r.Uses {
 		b.WriteString("use " + string(u.Kind) + " " + u.Digest + "\n")
+	}
+	if r.UsesUnknown {
+		b.WriteString("uses unknown\n")
 	}
 	body := b.String()
 	return []byte(body + "sum " + recordSum(key, body) + "\n")
@@ -111,6 +117,8 @@ func decodeRecord(path, key string, data []byte) (Record, error) {
 			r.Archive = f[1]
 		case len(f) == 2 && f[0] == "tree":
 			r.Tree = f[1]
+		case len(f) == 2 && f[0] == "uses" && f[1] == "unknown":
+			r.UsesUnknown = true
 		case len(f) == 3 && f[0] == "use":
 			r.Uses = append(r.Uses, Ref{Kind(f[1]), f[2]})
 		default:

@@ -213,6 +213,16 @@ func TestMigrateFormat1(t *testing.T) {
 	if r, err := s.SeedRecord("sha256:" + strings.Repeat("3", 64)); err != nil || r.Tree != "sha256:"+seed {
 		t.Errorf("seed record: %+v, %v", r, err)
 	}
+	// A migrated record does not say what it was made from: any corrupt
+	// tree invalidates it.
+	tree := "sha256:" + strings.Repeat("c", 64)
+	os.MkdirAll(s.Path(Ref{Tree, tree}), 0o755)
+	if _, err := s.Evict(Ref{Tree, tree}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Action("sha256:" + strings.Repeat("1", 64)); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a migrated record survived the eviction of a tree: %v", err)
+	}
 	if data, _ := os.ReadFile(filepath.Join(dir, "FORMAT")); string(data) != "cairn store 2\n" {
 		t.Errorf("FORMAT = %q", data)
 	}
