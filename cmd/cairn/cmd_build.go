@@ -258,6 +258,7 @@ type progress struct {
 	w       io.Writer
 	tty     bool
 	running map[string]time.Time
+	waited  map[string]bool // steps another cairn built while this one waited
 	built   int
 	cached  int
 	done    chan struct{}
@@ -265,7 +266,7 @@ type progress struct {
 }
 
 func newProgress(w io.Writer) *progress {
-	p := &progress{w: w, running: map[string]time.Time{}, done: make(chan struct{})}
+	p := &progress{w: w, running: map[string]time.Time{}, waited: map[string]bool{}, done: make(chan struct{})}
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		p.tty = true
 		go p.tick()
@@ -318,12 +319,15 @@ func (p *progress) event(e plan.Event) {
 	case plan.Cached:
 		p.cached++
 		msg = "cached"
+		if p.waited[e.Step] {
+			msg = "cached (built by another cairn meanwhile)"
+		}
 	case plan.Finished:
 		delete(p.running, e.Step)
 		if e.Result.Cached {
-			// Another cairn ran it while this one waited for its lock.
-			p.cached++
-			msg = "cached (built by another cairn meanwhile)"
+			// Another cairn ran it while this one waited for its lock;
+			// the Cached event that follows says so.
+			p.waited[e.Step] = true
 			break
 		}
 		p.built++

@@ -142,8 +142,13 @@ func storeE2E(t *testing.T, bin, repo, src string, want map[string]string) {
 	t.Run("two concurrent builds run each step once", func(t *testing.T) {
 		e.t = t
 		s := e.copy("concurrent")
-		for _, step := range []string{"tinydns", "tinydns-image"} {
-			os.Remove(filepath.Join(s, "actions", strings.TrimPrefix(e.stepKey(s, step), "sha256:")))
+		// Both keys first: once tinydns's record is gone, tinydns-image's
+		// key is unknown to plan.
+		keys := []string{e.stepKey(s, "tinydns"), e.stepKey(s, "tinydns-image")}
+		for _, k := range keys {
+			if err := os.Remove(filepath.Join(s, "actions", strings.TrimPrefix(k, "sha256:"))); err != nil {
+				t.Fatal(err)
+			}
 		}
 		var wg sync.WaitGroup
 		logs := make([]string, 2)
@@ -171,8 +176,10 @@ func storeE2E(t *testing.T, bin, repo, src string, want map[string]string) {
 			switch point {
 			case "step": // a step that prints as it runs (tinydns-image prints nothing)
 				os.Remove(filepath.Join(s, "actions", strings.TrimPrefix(e.stepKey(s, "tinydns"), "sha256:")))
-			case "storing":
-				os.Remove(filepath.Join(s, "actions", strings.TrimPrefix(e.stepKey(s, "tinydns-image"), "sha256:")))
+			case "storing": // the output must not be in the store already
+				st := e.status(s, "tinydns-image")
+				os.Remove(filepath.Join(s, "actions", strings.TrimPrefix(st.Key, "sha256:")))
+				os.RemoveAll(filepath.Join(s, "outputs", "sha256", strings.TrimPrefix(st.Output, "sha256:")))
 			case "mounted":
 				args = []string{"verify", "--store", s}
 			}
