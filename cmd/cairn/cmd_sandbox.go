@@ -120,7 +120,7 @@ func parseMount(spec string, writable bool) (sandbox.Mount, error) {
 func sandboxRun(cmd *cobra.Command, f *sandboxFlags, args []string, tty bool) error {
 	s := sandbox.Spec{
 		Root: f.root, Args: args, Env: f.env, Dir: f.dir, Hostname: f.hostname, Timeout: f.timeout, AsRoot: f.asRoot,
-		Limits: sandbox.Limits{NProc: f.nproc, NoFile: f.nofile},
+		Limits: sandbox.Limits{Pids: f.nproc, NoFile: f.nofile},
 	}
 	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)

@@ -356,13 +356,13 @@ func TestForkBomb(t *testing.T) {
 	needSandbox(t)
 	f := newFixture(t)
 	s := f.spec("/bin/sh", "-c", "i=0; while [ $i -lt 300 ]; do sleep 100 & i=$((i+1)); done; echo spawned $i")
-	s.Limits.NProc = 50
+	s.Limits.Pids = 50
 	res, out := run(t, s)
 	if res.Success() || !strings.Contains(out, "fork") || strings.Contains(out, "spawned 300") {
 		t.Errorf("got %v and %q, want a failed fork", res, out)
 	}
 	s = f.spec("/bin/sh", "-c", "readlink /proc/self/ns/pid; b() { b | b & }; b; wait")
-	s.Limits.NProc = 50
+	s.Limits.Pids = 50
 	s.Timeout = 2 * time.Second
 	res, out = run(t, s)
 	pidNSGone(t, strings.SplitN(out, "\n", 2)[0])

@@ -13,25 +13,27 @@ import (
 // Kernel interfaces syscall does not name. The numbers of mount_setattr and
 // close_range are the same on every architecture (the unified table, 5.9+).
 const (
-	sysCloseRange      = 436
-	sysMountSetattr    = 442
-	closeRangeCloexec  = 1 << 2
-	atRecursive        = 0x8000
-	mountAttrRdonly    = 0x1
-	mountAttrNosuid    = 0x2
-	mountAttrNodev     = 0x4
-	mountAttrNoexec    = 0x8
-	prSetDumpable      = 4
-	prSetNoNewPrivs    = 38
-	cloneNewCgroup     = 0x02000000
-	iffUp, iffRunning  = 0x1, 0x40
-	siocgifflags       = 0x8913
-	siocsifflags       = 0x8914
-	defaultPath        = "/usr/bin:/bin:/usr/sbin:/sbin"
-	scratch            = "/tmp" // hidden under a tmpfs in the private mount namespace
-	newRoot, oldRoot   = "/newroot", "/oldroot"
-	buildHome          = "/homeless-shelter"
-	setupFailureStatus = 125
+	sysCloseRange       = 436
+	sysMountSetattr     = 442
+	sysMoveMount        = 429
+	moveMountFEmptyPath = 0x4
+	closeRangeCloexec   = 1 << 2
+	atRecursive         = 0x8000
+	mountAttrRdonly     = 0x1
+	mountAttrNosuid     = 0x2
+	mountAttrNodev      = 0x4
+	mountAttrNoexec     = 0x8
+	prSetDumpable       = 4
+	prSetNoNewPrivs     = 38
+	cloneNewCgroup      = 0x02000000
+	iffUp, iffRunning   = 0x1, 0x40
+	siocgifflags        = 0x8913
+	siocsifflags        = 0x8914
+	defaultPath         = "/usr/bin:/bin:/usr/sbin:/sbin"
+	scratch             = "/tmp" // hidden under a tmpfs in the private mount namespace
+	newRoot, oldRoot    = "/newroot", "/oldroot"
+	buildHome           = "/homeless-shelter"
+	setupFailureStatus  = 125
 )
 
 // CloneNewCgroup is CLONE_NEWCGROUP, for the sandbox package.
@@ -107,6 +109,10 @@ func Main() int {
 	}
 	if err := prctl(prSetNoNewPrivs, 1); err != nil {
 		return fail(&SetupError{Step: "prctl PR_SET_NO_NEW_PRIVS", Err: err})
+	}
+	// Last, so that nothing above is filtered; the command inherits it.
+	if err := installSeccomp(); err != nil {
+		return fail(err)
 	}
 	sys := &syscall.SysProcAttr{
 		// A nested user namespace: the mount namespace belongs to the
@@ -187,6 +193,22 @@ func setattr(p string, flags uintptr, attr uint64) error {
 	_, _, e := syscall.Syscall6(sysMountSetattr, uintptr(fdcwd), uintptr(unsafe.Pointer(b)), flags, uintptr(unsafe.Pointer(&a)), unsafe.Sizeof(a), 0)
 	if e != 0 {
 		return must("mount_setattr", p, e)
+	}
+	return nil
+}
+
+// moveMount attaches the detached mount at fd on dst.
+func moveMount(fd int, dst string) error {
+	empty, _ := syscall.BytePtrFromString("")
+	to, err := syscall.BytePtrFromString(dst)
+	if err != nil {
+		return must("move_mount", dst, err)
+	}
+	fdcwd := -100 // AT_FDCWD
+	_, _, e := syscall.Syscall6(sysMoveMount, uintptr(fd), uintptr(unsafe.Pointer(empty)), uintptr(fdcwd), uintptr(unsafe.Pointer(to)), moveMountFEmptyPath, 0)
+	syscall.Close(fd)
+	if e != 0 {
+		return must("move_mount", dst, e)
 	}
 	return nil
 }
@@ -398,12 +420,19 @@ func buildRoot(c *Config) error {
 		if err := mkpoint(d, m.Dir); err != nil {
 			return err
 		}
-		if err := bind(host(m.Source), d); err != nil {
+		if m.FD > 0 {
+			// Already made nosuid, nodev and idmapped by Run.
+			if err := moveMount(m.FD, d); err != nil {
+				return err
+			}
+		} else if err := bind(host(m.Source), d); err != nil {
 			return err
 		}
-		if m.Writable {
+		switch {
+		case m.FD > 0:
+		case m.Writable:
 			rw = append(rw, d)
-		} else {
+		default:
 			ro = append(ro, d)
 		}
 		if m.Target == c.Dir || hasPrefix(c.Dir, m.Target+"/") {
@@ -474,7 +503,11 @@ func configure(c *Config) error {
 		name string
 		res  int
 		v    uint64
-	}{{"RLIMIT_NOFILE", syscall.RLIMIT_NOFILE, c.NoFile}, {"RLIMIT_NPROC", 6, c.NProc}, {"RLIMIT_CORE", syscall.RLIMIT_CORE, 0}} {
+	}{{"RLIMIT_NOFILE", syscall.RLIMIT_NOFILE, c.NoFile}, {"RLIMIT_NPROC", 6, c.NProc}, {"RLIMIT_CORE", syscall.RLIMIT_CORE, 0},
+		{"RLIMIT_AS", syscall.RLIMIT_AS, c.AddrSpace}, {"RLIMIT_FSIZE", syscall.RLIMIT_FSIZE, c.FileSize}} {
+		if l.v == 0 && (l.res == syscall.RLIMIT_AS || l.res == syscall.RLIMIT_FSIZE) {
+			continue // unlimited
+		}
 		if err := must("setrlimit", l.name, syscall.Setrlimit(l.res, &syscall.Rlimit{Cur: l.v, Max: l.v})); err != nil {
 			return err
 		}
