@@ -36,6 +36,12 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 	if cgh.memory == nil {
 		c.AddrSpace = uint64(s.Limits.Memory)
 	}
+	if cgh.pids != nil {
+		// The cgroup is the bound, and names itself when hit; RLIMIT_NPROC,
+		// counted per user along the chain of user namespaces, stays as
+		// a looser second one.
+		c.NProc = 2*s.Limits.Pids + 64
+	}
 	var extra []*os.File
 	defer func() {
 		for _, f := range extra {
@@ -85,7 +91,7 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 	switch {
 	case sc.oomKills() > 0:
 		res.Limit = "memory"
-		res.LimitMsg = fmt.Sprintf("killed by the kernel's OOM killer (%s): the step went over its memory limit of %s", res.plain(), FormatSize(s.Limits.Memory))
+		res.LimitMsg = fmt.Sprintf("went over its memory limit of %s: the kernel's OOM killer killed it (%s)", FormatSize(s.Limits.Memory), res.plain())
 	case !res.Success() && sc.pidsRefused() > 0:
 		res.Limit = "pids"
 		res.LimitMsg = fmt.Sprintf("%s after the process limit of %d refused %d forks", res.plain(), s.Limits.Pids, sc.pidsRefused())

@@ -28,7 +28,12 @@ func TestMain(m *testing.M) {
 		// os.Exit(0) (GORACE atexit_sleep_ms), and the init is this binary.
 		syscall.Exit(code)
 	}
-	os.Exit(m.Run())
+	if os.Getenv("CAIRN_SANDBOX_HELPER") == "rw" {
+		rwHelper()
+	}
+	// Every test again as an ordinary user, as root of a user namespace
+	// without the host's ids, and as root under unshare -r.
+	os.Exit(testenv.RunInModes(m))
 }
 
 // needSandbox skips (or fails in CI) when this process can make no sandbox:
@@ -452,51 +457,6 @@ func isSpecError(err error) bool {
 	return errors.As(err, &se)
 }
 
-// TestUnprivileged runs the tests above again as uid 65534, the path of a
-// user without root: a user namespace of its own.
-func TestUnprivileged(t *testing.T) {
-	if os.Getenv("CAIRN_SANDBOX_UNPRIVILEGED") == "1" {
-		t.Skip("already the unprivileged run")
-	}
-	testenv.NeedRoot(t)
-	probe := exec.Command("unshare", "-U", "-r", "true")
-	probe.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	if out, err := probe.CombinedOutput(); err != nil {
-		testenv.SkipOrFail(t, fmt.Sprintf("the kernel refuses unprivileged user namespaces (unshare -U -r as uid 65534: %v %s)", err, out))
-	}
-	dir, err := os.MkdirTemp("", "cairn-sandbox-unpriv-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	bin := filepath.Join(dir, "sandbox.test")
-	exe, err := os.ReadFile("/proc/self/exe")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmp := filepath.Join(dir, "tmp")
-	if err := os.WriteFile(bin, exe, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(tmp, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(tmp, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
-	c := exec.Command(bin, "-test.v", "-test.count=1", "-test.run", "^(TestEscapes|TestInside|TestEnvironment|TestExitStatusAndOutput|TestCompileC|TestStrayProcessDies|TestForkBomb|TestTimeout|TestCancel|TestConcurrent|TestRootEtc|TestLargeSpec)$")
-	c.Dir = tmp
-	c.Env = []string{"CAIRN_SANDBOX_UNPRIVILEGED=1", "CAIRN_TEST_STRICT=1", "TMPDIR=" + tmp, "HOME=" + tmp, "PATH=/usr/bin:/bin"}
-	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	out, err := c.CombinedOutput()
-	if err != nil || bytes.Contains(out, []byte("--- SKIP")) || !bytes.Contains(out, []byte("--- PASS: TestEscapes")) {
-		t.Errorf("as uid 65534: got %v, want every test to pass; output:\n%s", err, out)
-	}
-}
-
 // TestConcurrent runs sandboxes side by side, as a build's parallel steps do:
 // each sees its own /out and its own process budget.
 func TestConcurrent(t *testing.T) {
@@ -580,6 +540,12 @@ func TestLargeSpec(t *testing.T) {
 // that chroot and drop ids; the sandbox's mounts must stay locked.
 func TestAsRoot(t *testing.T) {
 	needSandbox(t)
+	// setgroups needs it allowed in every user namespace up the chain; a
+	// caller without root has it denied in its own (no newgidmap).
+	setgroups := 1
+	if sandbox.Mode() == "root" {
+		setgroups = 0
+	}
 	f := newFixture(t)
 	for _, tc := range []struct {
 		name, script string
@@ -587,7 +553,7 @@ func TestAsRoot(t *testing.T) {
 	}{
 		{"is uid 0 inside", `test "$(id -u):$(id -g)" = 0:0`, 0},
 		{"may chroot", "chroot / /usr/bin/true", 0},
-		{"may setgroups to its gid", "setpriv --groups 0 true", 0},
+		{"may setgroups to its gid", "setpriv --groups 0 true", setgroups},
 		{"cannot remount the root tree rw", "mount -o remount,rw /usr", 1},
 		{"cannot remount in a new mount namespace", "unshare -m sh -c 'mount -o remount,rw /usr && touch /usr/cairn-escape'", 1},
 		{"cannot write a read-only input", "echo x > /src/in/file", 1},

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"syscall"
@@ -110,6 +111,10 @@ func Main() int {
 	if err := prctl(prSetNoNewPrivs, 1); err != nil {
 		return fail(&SetupError{Step: "prctl PR_SET_NO_NEW_PRIVS", Err: err})
 	}
+	// A write past RLIMIT_FSIZE then fails with EFBIG, which tools report
+	// with the file's name, instead of killing the writer with SIGXFSZ;
+	// the command inherits the ignored signal across execve.
+	signal.Ignore(syscall.SIGXFSZ)
 	// Last, so that nothing above is filtered; the command inherits it.
 	if err := installSeccomp(); err != nil {
 		return fail(err)
@@ -126,7 +131,7 @@ func Main() int {
 		// setgroups stays denied for the build uid; uid 0 of the nested
 		// namespace may call it (daemons do before dropping ids), and can
 		// only name the one gid mapped there.
-		GidMappingsEnableSetgroups: c.BuildUID == 0,
+		GidMappingsEnableSetgroups: c.BuildUID == 0 && !c.UserNS,
 		Credential:                 &syscall.Credential{Uid: uint32(c.BuildUID), Gid: uint32(c.BuildGID), NoSetGroups: true},
 		Setsid:                     !c.TTY,
 		Pdeathsig:                  syscall.SIGKILL,
@@ -136,9 +141,20 @@ func Main() int {
 		// not the init.
 		sys.Setpgid, sys.Foreground, sys.Ctty = true, true, 0
 	}
+	// RLIMIT_AS (the memory bound where no cgroup can be used) cannot be
+	// the init's: the Go runtime's own reservations exceed it. So the
+	// command starts traced, stops at its first instruction after execve,
+	// gets the limit from here, and goes on untraced.
+	sys.Ptrace = c.AddrSpace > 0
 	pid, err := syscall.ForkExec(argv0, c.Args, &syscall.ProcAttr{Dir: c.Dir, Env: c.Env, Files: []uintptr{0, 1, 2}, Sys: sys})
 	if err != nil {
 		return fail(&SetupError{Step: "start command", Path: argv0, Err: err})
+	}
+	if sys.Ptrace {
+		if err := limitAddrSpace(pid, c.AddrSpace); err != nil {
+			syscall.Kill(pid, syscall.SIGKILL)
+			return fail(err)
+		}
 	}
 	for {
 		var ws syscall.WaitStatus
@@ -166,6 +182,30 @@ func Main() int {
 		// Ending pid 1 ends the namespace: the kernel kills what is left.
 		return r.Exit
 	}
+}
+
+// limitAddrSpace waits for the traced command's stop after execve, sets its
+// RLIMIT_AS and lets it go.
+func limitAddrSpace(pid int, limit uint64) error {
+	var ws syscall.WaitStatus
+	for {
+		_, err := syscall.Wait4(pid, &ws, syscall.WALL, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return must("wait for the command's start", "", err)
+		}
+		break
+	}
+	if !ws.Stopped() {
+		return must("wait for the command's start", "", syscall.ECHILD)
+	}
+	rl := syscall.Rlimit{Cur: limit, Max: limit}
+	if _, _, e := syscall.RawSyscall6(syscall.SYS_PRLIMIT64, uintptr(pid), syscall.RLIMIT_AS, uintptr(unsafe.Pointer(&rl)), 0, 0, 0); e != 0 {
+		return must("setrlimit", "RLIMIT_AS", e)
+	}
+	return must("ptrace detach", "", syscall.PtraceDetach(pid))
 }
 
 func prctl(op, arg uintptr) error {
@@ -504,8 +544,8 @@ func configure(c *Config) error {
 		res  int
 		v    uint64
 	}{{"RLIMIT_NOFILE", syscall.RLIMIT_NOFILE, c.NoFile}, {"RLIMIT_NPROC", 6, c.NProc}, {"RLIMIT_CORE", syscall.RLIMIT_CORE, 0},
-		{"RLIMIT_AS", syscall.RLIMIT_AS, c.AddrSpace}, {"RLIMIT_FSIZE", syscall.RLIMIT_FSIZE, c.FileSize}} {
-		if l.v == 0 && (l.res == syscall.RLIMIT_AS || l.res == syscall.RLIMIT_FSIZE) {
+		{"RLIMIT_FSIZE", syscall.RLIMIT_FSIZE, c.FileSize}} {
+		if l.v == 0 && l.res == syscall.RLIMIT_FSIZE {
 			continue // unlimited
 		}
 		if err := must("setrlimit", l.name, syscall.Setrlimit(l.res, &syscall.Rlimit{Cur: l.v, Max: l.v})); err != nil {
