@@ -182,8 +182,15 @@ func findController(name string, mounts []mountInfo, v1 map[string]string, v2 st
 				// Possible only where this cgroup has no processes of its
 				// own (the "no internal processes" rule) or is the root.
 				if err := os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte("+"+name), 0); err != nil {
-					whys = append(whys, "cgroup v2 at "+dir+": cannot enable "+name+" for children: "+errText(err))
-					break
+					// Root in a cgroup with other processes (a login
+					// scope): a cgroup of cairn's own at the top, empty
+					// of processes, holds the steps instead.
+					top, terr := topCgroup(m.point, name)
+					if terr != nil {
+						whys = append(whys, "cgroup v2 at "+dir+": cannot enable "+name+" for children: "+errText(err)+"; nor at the top: "+errText(terr))
+						break
+					}
+					dir = top
 				}
 			}
 			c := &controller{name: name, dir: dir, v2: true}
@@ -215,6 +222,22 @@ func findController(name string, mounts []mountInfo, v1 map[string]string, v2 st
 		whys = append(whys, "no cgroup hierarchy with the controller is mounted")
 	}
 	return nil, strings.Join(whys, ", ")
+}
+
+// topCgroup makes (or reuses) cairn-sandbox at the top of the cgroup2
+// hierarchy at point, with the controller enabled for its children.
+func topCgroup(point, name string) (string, error) {
+	if err := os.WriteFile(filepath.Join(point, "cgroup.subtree_control"), []byte("+"+name), 0); err != nil {
+		return "", err
+	}
+	top := filepath.Join(point, "cairn-sandbox")
+	if err := os.Mkdir(top, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(top, "cgroup.subtree_control"), []byte("+"+name), 0); err != nil {
+		return "", err
+	}
+	return top, nil
 }
 
 // tryChild checks that a child cgroup with the controller's files can be
