@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -161,6 +162,27 @@ func probeCgroups() cgroupHost {
 	return h
 }
 
+// removeStale removes the empty cgroups of cairn processes that no longer
+// exist: a cairn killed with SIGKILL cannot remove its own.
+func removeStale(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), "cairn-")
+		if !ok || !e.IsDir() {
+			continue
+		}
+		rest = strings.TrimPrefix(rest, "probe-")
+		pidText, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.Remove(filepath.Join(dir, e.Name())) // fails, harmlessly, while in use
+		}
+	}
+}
+
 func findController(name string, mounts []mountInfo, v1 map[string]string, v2 string, hasV2 bool) (*controller, string) {
 	var whys []string
 	if hasV2 {
@@ -296,6 +318,11 @@ type stepCgroup struct {
 func newStepCgroup(h *cgroupHost, memory int64, pids uint64) (*stepCgroup, error) {
 	if h.memory == nil && h.pids == nil {
 		return nil, nil
+	}
+	for _, c := range []*controller{h.memory, h.pids} {
+		if c != nil {
+			removeStale(c.dir)
+		}
 	}
 	name := fmt.Sprintf("cairn-%d-%d", os.Getpid(), cgroupSeq.Add(1))
 	sc := &stepCgroup{}

@@ -319,6 +319,18 @@ func TestRWKill9(t *testing.T) {
 	c.Wait()
 	time.Sleep(100 * time.Millisecond)
 	sameState(t, d, before, "new")
+	// The killed cairn could not remove its cgroups; the next run does.
+	for _, dir := range sandbox.CgroupDirs() {
+		if m, _ := filepath.Glob(filepath.Join(dir, fmt.Sprintf("cairn-%d-*", c.Process.Pid))); len(m) != 1 {
+			t.Errorf("the killed cairn's cgroup in %s: got %v, want one", dir, m)
+		}
+	}
+	run(t, f.spec("/bin/true"))
+	for _, dir := range sandbox.CgroupDirs() {
+		if m, _ := filepath.Glob(filepath.Join(dir, fmt.Sprintf("cairn-%d-*", c.Process.Pid))); len(m) != 0 {
+			t.Errorf("stale cgroups of the killed cairn: %v", m)
+		}
+	}
 }
 
 // rwHelper is the process TestRWKill9 kills: a sandbox over the tree that
