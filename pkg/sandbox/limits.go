@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -137,6 +138,12 @@ func (h *headTail) Close() (int64, error) {
 func apparentSize(dir string) (int64, error) {
 	var total int64
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrPermission) {
+			// A directory the command made unreadable: what it holds
+			// was bounded file by file (RLIMIT_FSIZE), and whoever packs
+			// the tree will have to read it.
+			return fs.SkipDir
+		}
 		if err != nil {
 			return err
 		}
