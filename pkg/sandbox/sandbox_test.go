@@ -194,6 +194,7 @@ func TestEscapes(t *testing.T) {
 		{"write /proc", "", "echo 1 > /proc/sys/kernel/sysrq"},
 		{"create a device node", "mknod", "mknod /tmp/null c 1 3"},
 		{"mount a tmpfs", "mount", "mount -t tmpfs none /tmp"},
+		{"mount a tmpfs in a nested user namespace", "unshare mount", "unshare -Urm sh -c 'mount -t tmpfs -o size=64g none /tmp'"},
 		{"remount an input rw", "mount", "mount -o remount,rw /src/in && echo pwned > /src/in/file"},
 		{"remount rw in a nested user namespace", "unshare mount", "unshare -Urm sh -c 'mount -o remount,rw /src/in && echo pwned > /src/in/file'"},
 		{"remount the root rw in a nested user namespace", "unshare mount", "unshare -Urm sh -c 'mount -o remount,rw / && touch /pwned'"},

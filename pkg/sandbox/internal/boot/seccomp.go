@@ -107,6 +107,9 @@ func program(tables []archTable) []sockFilter {
 			sec = append(sec, body...)
 		}
 		sec = append(sec, stmt(bpfRet, retAllow))
+		if len(sec) > 255 {
+			return nil // a jump cannot skip it; installSeccomp refuses
+		}
 		prog = append(prog, jump(bpfJeq, t.audit, 0, uint8(len(sec))))
 		prog = append(prog, sec...)
 	}
@@ -118,7 +121,7 @@ func program(tables []archTable) []sockFilter {
 // see docs/sandbox.md), extended attributes (file capabilities live in
 // security.capability; ENOTSUP, as Nix does, so cp -a and tar carry on),
 // and kernel surfaces a build never needs: keyrings, BPF, perf, userfaultfd,
-// io_uring, module and kexec loading, file handles, TIOCSTI.
+// io_uring, module and kexec loading, file handles, mounts, TIOCSTI.
 func rules(nr map[string]uint32) []rule {
 	var rs []rule
 	setID := []struct {
@@ -142,7 +145,10 @@ func rules(nr map[string]uint32) []rule {
 	}
 	for _, name := range []string{"keyctl", "add_key", "request_key", "bpf", "perf_event_open", "userfaultfd",
 		"io_uring_setup", "io_uring_enter", "io_uring_register", "kexec_load", "kexec_file_load",
-		"init_module", "finit_module", "delete_module", "open_by_handle_at"} {
+		"init_module", "finit_module", "delete_module", "open_by_handle_at",
+		// Mounts: the init has made all there are. A tmpfs mounted in a
+		// nested user namespace would hold memory no rlimit bounds.
+		"mount", "umount", "umount2", "pivot_root", "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr"} {
 		if n, ok := nr[name]; ok {
 			rs = append(rs, rule{nr: n, act: denyErrno, errno: syscall.EPERM})
 		}
@@ -160,6 +166,9 @@ func installSeccomp() error {
 		return must("seccomp", "", errNoFilter)
 	}
 	prog := program(filterTables)
+	if len(prog) == 0 {
+		return must("seccomp", "", strErr("filter too long for its jumps"))
+	}
 	fp := sockFprog{len: uint16(len(prog)), filter: &prog[0]}
 	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSeccomp, modeFilter, uintptr(unsafe.Pointer(&fp))); e != 0 {
 		return must("seccomp", "", e)

@@ -8,5 +8,6 @@ var filterTables = []archTable{
 		"keyctl": 219, "add_key": 217, "request_key": 218, "bpf": 280, "perf_event_open": 241, "userfaultfd": 282,
 		"io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "kexec_load": 104, "kexec_file_load": 294,
 		"init_module": 105, "finit_module": 273, "delete_module": 106, "open_by_handle_at": 265, "ioctl": 29,
+		"mount": 40, "umount2": 39, "pivot_root": 41, "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "mount_setattr": 442,
 	})},
 }
