@@ -192,6 +192,7 @@ func runMode(mode string) error {
 // the memory and pids controllers, a cgroup owned by uid, as systemd's
 // Delegate=yes does.
 func delegateCgroups(name string, uid int) ([]string, error) {
+	v2Parents = nil
 	data, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		return nil, err
@@ -209,10 +210,39 @@ func delegateCgroups(name string, uid int) ([]string, error) {
 			if _, err := os.Stat(base); err != nil {
 				base = "/sys/fs/cgroup"
 			}
-			ctl, _ := os.ReadFile(filepath.Join(base, f[2], "cgroup.controllers"))
+			ctl, _ := os.ReadFile(filepath.Join(base, "cgroup.controllers"))
 			if !strings.Contains(string(ctl), "memory") && !strings.Contains(string(ctl), "pids") {
 				continue
 			}
+			// cgroup v2, as systemd delegates: a cgroup with the
+			// controllers on for its children, the process in a leaf.
+			// Under the top, which can enable them (it has no
+			// processes of its own to forbid it).
+			d := filepath.Join(base, "cairn-test-"+name)
+			if err := os.Mkdir(d, 0o755); err != nil {
+				return dirs, err
+			}
+			dirs = append(dirs, d)
+			os.WriteFile(filepath.Join(base, "cgroup.subtree_control"), []byte("+memory +pids"), 0)
+			if err := os.WriteFile(filepath.Join(d, "cgroup.subtree_control"), []byte("+memory +pids"), 0); err != nil {
+				return dirs, err
+			}
+			leaf := filepath.Join(d, "leaf")
+			if err := os.Mkdir(leaf, 0o755); err != nil {
+				return dirs, err
+			}
+			for _, x := range []string{d, leaf} {
+				for _, p := range []string{"", "cgroup.procs", "cgroup.subtree_control", "cgroup.threads"} {
+					if err := os.Chown(filepath.Join(x, p), uid, uid); err != nil && !os.IsNotExist(err) {
+						return dirs, err
+					}
+				}
+			}
+			// The process goes into the leaf; removeCgroups takes the
+			// leaf first.
+			dirs[len(dirs)-1] = leaf
+			v2Parents = append(v2Parents, d)
+			continue
 		case f[1] == "memory" || f[1] == "pids":
 			base = "/sys/fs/cgroup/" + f[1]
 		default:
@@ -235,7 +265,15 @@ func delegateCgroups(name string, uid int) ([]string, error) {
 	return dirs, nil
 }
 
+// v2Parents are the delegated v2 cgroups whose leaf delegateCgroups returned.
+var v2Parents []string
+
 func removeCgroups(dirs []string) {
+	defer func() { removeCgroups2(v2Parents) }()
+	removeCgroups2(dirs)
+}
+
+func removeCgroups2(dirs []string) {
 	for _, d := range dirs {
 		subs, _ := os.ReadDir(d)
 		for _, s := range subs {

@@ -207,12 +207,22 @@ func findController(name string, mounts []mountInfo, v1 map[string]string, v2 st
 					// Root in a cgroup with other processes (a login
 					// scope): a cgroup of cairn's own at the top, empty
 					// of processes, holds the steps instead.
-					top, terr := topCgroup(m.point, name)
-					if terr != nil {
-						whys = append(whys, "cgroup v2 at "+dir+": cannot enable "+name+" for children: "+errText(err)+"; nor at the top: "+errText(terr))
+					// Else the parent, where it is ours and has the
+					// controller for its children (a delegated cgroup
+					// with cairn in a leaf of it, as rootless runtimes
+					// set it up): the steps are cairn's siblings.
+					// Else, as root, a cgroup of cairn's own at the top,
+					// empty of processes.
+					parent := filepath.Dir(dir)
+					psub, _ := os.ReadFile(filepath.Join(parent, "cgroup.subtree_control"))
+					if parent != m.point && hasWord(string(psub), name) && tryChild(&controller{name: name, dir: parent, v2: true}) == nil {
+						dir = parent
+					} else if top, terr := topCgroup(m.point, name); terr == nil {
+						dir = top
+					} else {
+						whys = append(whys, "cgroup v2 at "+dir+": cannot enable "+name+" for children: "+errText(err)+"; nor use its parent or the top: "+errText(terr))
 						break
 					}
-					dir = top
 				}
 			}
 			c := &controller{name: name, dir: dir, v2: true}
