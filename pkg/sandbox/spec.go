@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cairn-build/cairn/pkg/sandbox/internal/boot"
+	"golang.org/x/sys/unix"
 )
 
 // SpecVersion names the sandbox's behaviour. The build puts it into every
@@ -180,6 +181,9 @@ func (r Result) plain() string {
 	case r.TimedOut:
 		return fmt.Sprintf("timed out after %s s", strconv.FormatFloat(r.Timeout.Seconds(), 'f', -1, 64))
 	case r.Signal != 0:
+		if name := unix.SignalName(r.Signal); name != "" {
+			return "killed by " + name
+		}
 		return "killed by signal " + r.Signal.String()
 	default:
 		return "exit status " + strconv.Itoa(r.ExitCode)
