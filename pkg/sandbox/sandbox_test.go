@@ -382,10 +382,12 @@ func TestTimeout(t *testing.T) {
 	needSandbox(t)
 	f := newFixture(t)
 	s := f.spec("/bin/sh", "-c", "readlink /proc/self/ns/pid; exec sleep 100")
-	s.Timeout = 300 * time.Millisecond
+	// Long enough for the command to start on a loaded machine, where a
+	// sandbox can take a few hundred milliseconds.
+	s.Timeout = 2 * time.Second
 	res, out := run(t, s)
-	if !res.TimedOut || res.String() != "timed out after 0.3 s" || res.ExitCode != -1 {
-		t.Errorf("got %+v (%v), want timed out after 0.3 s", res, res)
+	if !res.TimedOut || res.String() != "timed out after 2 s" || res.ExitCode != -1 {
+		t.Errorf("got %+v (%v), want timed out after 2 s", res, res)
 	}
 	pidNSGone(t, strings.TrimSpace(out))
 }
