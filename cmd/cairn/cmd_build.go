@@ -18,6 +18,7 @@ import (
 	"github.com/cairn-build/cairn/pkg/attest"
 	"github.com/cairn-build/cairn/pkg/build"
 	"github.com/cairn-build/cairn/pkg/plan"
+	"github.com/cairn-build/cairn/pkg/sandbox"
 	"github.com/cairn-build/cairn/pkg/seed"
 	"github.com/cairn-build/cairn/pkg/stack"
 	"github.com/cairn-build/cairn/pkg/store"
@@ -129,6 +130,10 @@ func prepare(ctx context.Context, cmd *cobra.Command, bf *buildFlags, events fun
 	if err != nil {
 		s.Close()
 		return nil, err
+	}
+	// Once per run: how steps are bounded where cgroups cannot be used.
+	if n := sandbox.Notice(); n != "" {
+		fmt.Fprintln(os.Stderr, "cairn: "+n)
 	}
 	return &prepared{stack: st, store: s, b: b}, nil
 }

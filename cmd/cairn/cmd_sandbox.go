@@ -26,8 +26,11 @@ type sandboxFlags struct {
 	timeout  time.Duration
 	log      string
 	quiet    bool
-	nproc    uint64
+	pids     uint64
 	nofile   uint64
+	memory   string
+	outSize  string
+	logSize  string
 }
 
 const sandboxLong = `Runs a command in the sandbox a build step gets: new mount, pid, network
@@ -44,8 +47,16 @@ Mounts:
   --rw /TARGET=PATH  PATH writable at /TARGET (e.g. /out=..., /build=...)
 Without a --rw for /build, /build is an empty tmpfs.
 
-As root, the command is uid ` + "0x70000000" + ` on the host; the --rw directories are
-handed to it for the run and given back to root afterwards.
+As root, the command is uid ` + "0x70000000" + ` on the host and sees the --rw
+directories through idmapped mounts: nothing in them changes owner, and what
+it writes belongs to you. It cannot make setuid or setgid files or set file
+capabilities or other extended attributes (a seccomp filter refuses them).
+
+Limits (a run over one exits non-zero and names it): --memory (a cgroup per
+run, swap off; OOM is reported as such), --pids, --output-size (each file
+written, and each --rw directory's apparent size after the run), --log-size
+(the output keeps its first and last halves and says what was cut), --timeout.
+Where cgroups cannot be used, cairn says so and bounds each process instead.
 
 SOURCE_DATE_EPOCH is taken from cairn's environment (0 if unset).`
 
@@ -62,7 +73,7 @@ func init() {
 		Long: sandboxLong + `
 
 Exit status: the command's own; 128+N when it was killed by signal N; 124 when
-it ran past --timeout; 2 for bad flags; 1 when the sandbox could not be made
+it ran past --timeout; 1 when it exited 0 but went over --output-size; 2 for bad flags; 1 when the sandbox could not be made
 (the message says which input or namespace); 130 when cairn was interrupted.
 Output (stdout and stderr combined) goes to the terminal and, with --log, to a
 file as well.`,
@@ -93,7 +104,10 @@ killed when it exits.`,
 		fl.StringVar(&f.hostname, "hostname", "localhost", "hostname inside")
 		fl.BoolVar(&f.asRoot, "as-root", false, "run the command as uid 0 of its own user namespace (it may chroot and drop ids, as daemons do; it still cannot remount or reach the host)")
 		fl.DurationVar(&f.timeout, "timeout", 0, "kill the sandbox after this long (e.g. 30s, 10m; 0: no limit)")
-		fl.Uint64Var(&f.nproc, "nproc", 0, "process limit inside (default 1024)")
+		fl.Uint64Var(&f.pids, "pids", 0, "processes and threads inside (default 1024)")
+		fl.StringVar(&f.memory, "memory", "", "memory of the whole run, e.g. 512M, 4G (default 8G)")
+		fl.StringVar(&f.outSize, "output-size", "", "size of each file written and of each --rw directory after the run (default 1G)")
+		fl.StringVar(&f.logSize, "log-size", "", "output kept, head and tail (default 32M)")
 		fl.Uint64Var(&f.nofile, "nofile", 0, "open-file limit inside (default 4096)")
 		_ = c.MarkFlagRequired("root")
 	}
@@ -120,7 +134,26 @@ func parseMount(spec string, writable bool) (sandbox.Mount, error) {
 func sandboxRun(cmd *cobra.Command, f *sandboxFlags, args []string, tty bool) error {
 	s := sandbox.Spec{
 		Root: f.root, Args: args, Env: f.env, Dir: f.dir, Hostname: f.hostname, Timeout: f.timeout, AsRoot: f.asRoot,
-		Limits: sandbox.Limits{NProc: f.nproc, NoFile: f.nofile},
+		Limits: sandbox.Limits{Pids: f.pids, NoFile: f.nofile},
+	}
+	if f.timeout < 0 {
+		return withCode(exitUsage, fmt.Errorf("--timeout %s: want a positive duration, or 0 for none", f.timeout))
+	}
+	for _, l := range []struct {
+		flag, v string
+		dst     *int64
+	}{{"--memory", f.memory, &s.Limits.Memory}, {"--output-size", f.outSize, &s.Limits.OutputSize}, {"--log-size", f.logSize, &s.Limits.LogSize}} {
+		if l.v == "" {
+			continue
+		}
+		n, err := sandbox.ParseSize(l.v)
+		if err != nil {
+			return withCode(exitUsage, fmt.Errorf("%s: %w", l.flag, err))
+		}
+		*l.dst = n
+	}
+	if n := sandbox.Notice(); n != "" {
+		fmt.Fprintln(os.Stderr, "cairn: "+n)
 	}
 	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -183,6 +216,15 @@ func sandboxRun(cmd *cobra.Command, f *sandboxFlags, args []string, tty bool) er
 		return err
 	}
 	switch {
+	case res.Limit != "":
+		fmt.Fprintf(os.Stderr, "cairn: sandbox: over the %s limit: %s\n", res.Limit, res)
+		if res.ExitCode > 0 {
+			return silentExit(res.ExitCode)
+		}
+		if res.Signal != 0 {
+			return silentExit(128 + int(res.Signal))
+		}
+		return silentExit(1)
 	case res.TimedOut:
 		fmt.Fprintf(os.Stderr, "cairn: sandbox: %s\n", res)
 		return silentExit(124)

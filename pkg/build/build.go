@@ -360,6 +360,9 @@ func (b *Builder) run(ctx context.Context, job plan.Job) (plan.Result, error) {
 		SourceDateEpoch: b.cfg.Stack.SourceDateEpoch,
 		Timeout:         b.cfg.Timeout,
 		Output:          out,
+		Limits: sandbox.Limits{
+			Memory: r.Limits.Memory, Pids: r.Limits.Pids, OutputSize: r.Limits.OutputSize, LogSize: r.Limits.LogSize,
+		},
 	})
 	if runErr == nil && !res.Success() {
 		runErr = fmt.Errorf("build script: %s", res)

@@ -34,15 +34,24 @@
 // execve, holds no capabilities at all. Whatever it creates nested (another
 // user namespace, say) still cannot unlock them.
 //
-// Who the command is on the host: without root, uid 1000 inside maps to the
-// caller, so files it writes to /out belong to the caller. With root there is
-// no outer user namespace, and the nested one maps uid 1000 to a dedicated
-// host id (Spec.HostID, default DefaultHostID) rather than to root: root is
-// exempt from RLIMIT_NPROC, so a fork bomb mapped to root would not stop. The
-// writable mounts are handed to that id before the run and back to the
-// invoking user after the sandbox is dead, without following symlinks. Since
-// 5.14 the kernel counts RLIMIT_NPROC per user namespace, so each sandbox's
-// nested namespace has its own process budget even when several run at once.
+// Who the command is on the host: without real root (an ordinary user, or
+// root of a user namespace that maps only itself, as under unshare -r), uid
+// 1000 inside maps to the caller, so files it writes to /out belong to the
+// caller. With real root there is no outer user namespace, and the nested
+// one maps uid 1000 to a dedicated host id (Spec.HostID, default
+// DefaultHostID) rather than to root: root is exempt from RLIMIT_NPROC, so a
+// fork bomb mapped to root would not stop. The writable mounts are then
+// idmapped (mount_setattr MOUNT_ATTR_IDMAP through a user namespace mapping
+// the caller to that id), so no file on disk changes owner. Since 5.14 the
+// kernel counts RLIMIT_NPROC per user namespace, so each sandbox's nested
+// namespace has its own process budget even when several run at once.
+//
+// Limits: each run gets a cgroup of its own under cairn's (memory with swap
+// off, pids), joined by the init before it starts the command; where none
+// can be made, rlimits per process instead, and Notice says so. A seccomp
+// filter, installed last by the init and inherited by the command, refuses
+// setuid and setgid modes, extended attributes and kernel surfaces a build
+// never needs.
 //
 // The re-executed init is the cairn binary (runc CVE-2019-5736): the command
 // cannot reach it, because the init sets PR_SET_DUMPABLE to 0 and lives in a

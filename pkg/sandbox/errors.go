@@ -3,6 +3,7 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"syscall"
 )
 
 // ErrReservedEnv is returned (wrapped) when a Spec declares a variable the
@@ -62,9 +63,15 @@ type SetupError struct {
 }
 
 func (e *SetupError) Error() string {
+	msg := fmt.Sprintf("sandbox setup: %s: %v", e.Step, e.Err)
 	if e.Path != "" {
-		return fmt.Sprintf("sandbox setup: %s %s: %v", e.Step, e.Path, e.Err)
+		msg = fmt.Sprintf("sandbox setup: %s %s: %v", e.Step, e.Path, e.Err)
 	}
-	return fmt.Sprintf("sandbox setup: %s: %v", e.Step, e.Err)
+	if e.Step == "start command" && (errors.Is(e.Err, syscall.EACCES) || errors.Is(e.Err, syscall.EPERM)) {
+		msg += "; the command's uid (1000 inside; the caller, or 0x70000000 as root) cannot execute it:" +
+			" the root tree may be on a noexec mount, or on FUSE without allow_other (root cannot enter another" +
+			" user's FUSE mount); put the store on a local filesystem, mount it with allow_other, or run cairn as its owner"
+	}
+	return msg
 }
 func (e *SetupError) Unwrap() error { return e.Err }

@@ -35,3 +35,10 @@ func TestStartErrorNamesNamespace(t *testing.T) {
 		t.Errorf("ENOENT: got %v, want a plain start error", err)
 	}
 }
+
+func TestSetupErrorDiagnosis(t *testing.T) {
+	err := &SetupError{Step: "start command", Path: "/bin/sh", Err: syscall.EACCES}
+	if !strings.Contains(err.Error(), "FUSE without allow_other") || !strings.Contains(err.Error(), "/bin/sh") {
+		t.Errorf("got %q, want the cause and the fix", err)
+	}
+}

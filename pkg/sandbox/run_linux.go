@@ -23,34 +23,103 @@ import (
 // times out is reported in Result. When Run returns, every process of the
 // sandbox is gone.
 func Run(ctx context.Context, s Spec) (Result, error) {
-	isRoot := os.Geteuid() == 0
-	c, err := s.prepare(isRoot)
+	hostID := s.HostID
+	if hostID == 0 {
+		hostID = DefaultHostID
+	}
+	root := realRoot(hostID)
+	c, err := s.prepare(root)
 	if err != nil {
 		return Result{}, err
 	}
-	owner := owner{uid: os.Geteuid(), gid: os.Getegid()}
-	if isRoot {
-		// The command is HostID on the host: hand it the writable mounts.
-		for _, m := range c.Mounts {
-			if m.Writable {
-				if err := chownTree(m.Source, owner, ids{c.OuterUID, c.OuterGID}, true); err != nil {
-					return Result{}, &InputError{What: "mount " + m.Target, Path: m.Source, Err: err}
+	cgh := cgroups()
+	if cgh.memory == nil {
+		c.AddrSpace = uint64(s.Limits.Memory)
+	}
+	if cgh.pids != nil {
+		// The cgroup is the bound, and names itself when hit; RLIMIT_NPROC,
+		// counted per user along the chain of user namespaces, stays as
+		// a looser second one.
+		c.NProc = 2*s.Limits.Pids + 64
+	}
+	var extra []*os.File
+	defer func() {
+		for _, f := range extra {
+			f.Close()
+		}
+	}()
+	if root {
+		// The command is hostID on the host: it sees the writable mounts
+		// through an idmapping, the caller's ids shown as its own.
+		var nsfd int
+		for i := range c.Mounts {
+			m := &c.Mounts[i]
+			if !m.Writable {
+				continue
+			}
+			if nsfd == 0 {
+				if nsfd, err = idmapUserNS(idmapKey{os.Geteuid(), os.Getegid(), hostID}); err != nil {
+					return Result{}, &SetupError{Step: "idmap", Err: err}
 				}
+			}
+			f, err := idmappedMount(m.Source, nsfd)
+			if err != nil {
+				return Result{}, &InputError{What: "mount " + m.Target, Path: m.Source, Err: err}
+			}
+			m.FD = firstExtraFD + len(extra)
+			extra = append(extra, f)
+		}
+	}
+	sc, err := newStepCgroup(cgh, s.Limits.Memory, s.Limits.Pids)
+	if err != nil {
+		return Result{}, err
+	}
+	defer sc.remove()
+
+	var lim *headTail
+	if !s.TTY && s.Output != nil {
+		lim = newHeadTail(s.Output, s.Limits.LogSize)
+		s.Output = lim
+	}
+	res, err := start(ctx, &s, c, extra, sc)
+	if lim != nil {
+		res.LogCut, _ = lim.Close()
+	}
+	if err != nil {
+		return res, err
+	}
+	switch {
+	case sc.oomKills() > 0:
+		res.Limit = "memory"
+		res.LimitMsg = fmt.Sprintf("went over its memory limit of %s: the kernel's OOM killer killed it (%s)", FormatSize(s.Limits.Memory), res.plain())
+	case !res.Success() && sc.pidsRefused() > 0:
+		res.Limit = "pids"
+		res.LimitMsg = fmt.Sprintf("%s after the process limit of %d refused %d forks", res.plain(), s.Limits.Pids, sc.pidsRefused())
+	}
+	if res.Limit == "" {
+		for _, m := range c.Mounts {
+			if !m.Writable || !m.Dir {
+				continue
+			}
+			n, err := apparentSize(m.Source)
+			if err != nil {
+				return res, fmt.Errorf("sandbox: size of %s (%s): %w", m.Target, m.Source, err)
+			}
+			if n > s.Limits.OutputSize {
+				res.Limit = "output-size"
+				res.LimitMsg = fmt.Sprintf("%s holds %d bytes (apparent size), over the output size limit of %s", m.Target, n, FormatSize(s.Limits.OutputSize))
+				break
 			}
 		}
-		defer func() {
-			for _, m := range c.Mounts {
-				if m.Writable {
-					// Best effort: the tree may have been made unreadable by the command.
-					_ = chownTree(m.Source, owner, ids{c.OuterUID, c.OuterGID}, false)
-				}
-			}
-		}()
 	}
-	return start(ctx, &s, c)
+	return res, nil
 }
 
-func start(ctx context.Context, s *Spec, c *boot.Config) (Result, error) {
+// firstExtraFD is where the descriptors after the config and report pipes
+// start in the init.
+const firstExtraFD = 5
+
+func start(ctx context.Context, s *Spec, c *boot.Config, extra []*os.File, sc *stepCgroup) (Result, error) {
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
 		return Result{}, err
@@ -68,7 +137,7 @@ func start(ctx context.Context, s *Spec, c *boot.Config) (Result, error) {
 		Args:       []string{boot.InitArg0},
 		Env:        []string{},
 		Dir:        "/",
-		ExtraFiles: []*os.File{cfgR, repW},
+		ExtraFiles: append([]*os.File{cfgR, repW}, extra...),
 		Stdin:      s.Stdin,
 		Stdout:     s.Output,
 		Stderr:     s.Output,
@@ -111,6 +180,16 @@ func start(ctx context.Context, s *Spec, c *boot.Config) (Result, error) {
 		return Result{}, startError(c.UserNS, err)
 	}
 	repW.Close()
+	if sc != nil {
+		// Into the step's cgroups before the init reads the end of its
+		// configuration, so before it starts the command.
+		if err := sc.join(cmd.Process.Pid); err != nil {
+			cfgW.Close()
+			cmd.Process.Kill()
+			cmd.Wait()
+			return Result{}, err
+		}
+	}
 	if len(cfg) <= pipeSize {
 		cfgW.Close() // written before Start: the init reads it at once
 	} else {

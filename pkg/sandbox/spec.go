@@ -14,11 +14,17 @@ import (
 	"time"
 
 	"github.com/cairn-build/cairn/pkg/sandbox/internal/boot"
+	"golang.org/x/sys/unix"
 )
 
 // SpecVersion names the sandbox's behaviour. The build puts it into every
 // action key; bump it whenever what a command sees inside changes.
-const SpecVersion = "cairn-sandbox-v2"
+//
+// v3: the seccomp filter boot.SeccompVersion (no setuid/setgid, no xattrs,
+// no keyrings, BPF, perf, userfaultfd, io_uring...), a cgroup per step and
+// RLIMIT_FSIZE. The limits themselves are not in it: a limit can only fail
+// a step, never change what a step that succeeds writes.
+const SpecVersion = "cairn-sandbox-v3+" + boot.SeccompVersion
 
 // The identity the command runs as inside, and the fixed environment.
 const (
@@ -43,10 +49,65 @@ type Mount struct {
 
 // Limits bound what the command may use. Zero fields take the defaults.
 type Limits struct {
+	// Memory in bytes, swap off: a cgroup's memory.max (v2) or
+	// memory.limit_in_bytes and memsw (v1), which also charges the command's
+	// tmpfs pages; where no cgroup can be used, RLIMIT_AS of each process
+	// (see Notice). Default DefaultMemory.
+	Memory int64
+	// Pids bounds processes and threads: the cgroup's pids.max and, in any
+	// case, RLIMIT_NPROC of the build uid. Default DefaultPids.
+	Pids uint64
+	// OutputSize bounds the apparent size (holes count) of each file the
+	// command writes (RLIMIT_FSIZE) and of each writable mount after the
+	// run. Default DefaultOutputSize.
+	OutputSize int64
+	// LogSize bounds what reaches Output: the first and last halves are
+	// kept, with a line saying what was cut. Default DefaultLogSize.
+	LogSize int64
 	NoFile  uint64 // RLIMIT_NOFILE, default 4096
-	NProc   uint64 // RLIMIT_NPROC, processes of the build uid in this sandbox, default 1024
 	TmpSize int64  // bytes of the /tmp tmpfs (and of /build when no mount provides it), default 2 GiB
 	ShmSize int64  // bytes of /dev/shm, default 64 MiB
+}
+
+// withDefaults fills the zero fields.
+func (l Limits) withDefaults() Limits {
+	if l.Memory == 0 {
+		l.Memory = DefaultMemory
+	}
+	if l.Pids == 0 {
+		l.Pids = DefaultPids
+	}
+	if l.OutputSize == 0 {
+		l.OutputSize = DefaultOutputSize
+	}
+	if l.LogSize == 0 {
+		l.LogSize = DefaultLogSize
+	}
+	if l.NoFile == 0 {
+		l.NoFile = 4096
+	}
+	if l.TmpSize == 0 {
+		l.TmpSize = 2 << 30
+	}
+	if l.ShmSize == 0 {
+		l.ShmSize = 64 << 20
+	}
+	return l
+}
+
+func (l Limits) check() error {
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"Memory", l.Memory}, {"OutputSize", l.OutputSize}, {"LogSize", l.LogSize}, {"TmpSize", l.TmpSize}, {"ShmSize", l.ShmSize}} {
+		if f.v < 0 {
+			return &SpecError{Field: "Limits." + f.name, Err: fmt.Errorf("%d: want a positive size", f.v)}
+		}
+	}
+	if l.Memory != 0 && l.Memory < 16<<20 {
+		return &SpecError{Field: "Limits.Memory", Err: fmt.Errorf("%d bytes: want at least 16 MiB", l.Memory)}
+	}
+	return nil
 }
 
 // Spec says what to run and what it sees.
@@ -93,16 +154,36 @@ type Result struct {
 	TimedOut bool
 	Timeout  time.Duration // the limit that passed, when TimedOut
 	Elapsed  time.Duration
+
+	// Limit names the limit that ended or failed the run ("memory",
+	// "pids", "output-size"), and LimitMsg says how; "" when none did.
+	Limit    string
+	LimitMsg string
+	// LogCut is the number of output bytes cut by Limits.LogSize.
+	LogCut int64
 }
 
-// Success reports whether the command exited with status 0.
-func (r Result) Success() bool { return r.ExitCode == 0 && !r.TimedOut && r.Signal == 0 }
+// Success reports whether the command exited with status 0 within its limits.
+func (r Result) Success() bool {
+	return r.ExitCode == 0 && !r.TimedOut && r.Signal == 0 && r.Limit == ""
+}
 
 func (r Result) String() string {
+	if r.Limit != "" {
+		return r.LimitMsg
+	}
+	return r.plain()
+}
+
+// plain says how the command ended, limits aside.
+func (r Result) plain() string {
 	switch {
 	case r.TimedOut:
 		return fmt.Sprintf("timed out after %s s", strconv.FormatFloat(r.Timeout.Seconds(), 'f', -1, 64))
 	case r.Signal != 0:
+		if name := unix.SignalName(r.Signal); name != "" {
+			return "killed by " + name
+		}
 		return "killed by signal " + r.Signal.String()
 	default:
 		return "exit status " + strconv.Itoa(r.ExitCode)
@@ -179,10 +260,15 @@ func (s *Spec) prepare(root bool) (*boot.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.Limits.check(); err != nil {
+		return nil, err
+	}
+	s.Limits = s.Limits.withDefaults()
 	c := &boot.Config{
 		Args: s.Args, Env: env, Dir: s.Dir, Hostname: s.Hostname, Domainname: s.Domainname,
-		NoFile: s.Limits.NoFile, NProc: s.Limits.NProc, TmpSize: s.Limits.TmpSize, ShmSize: s.Limits.ShmSize,
-		TTY: s.TTY, UserNS: !root, BuildUID: BuildUID, BuildGID: BuildGID,
+		NoFile: s.Limits.NoFile, NProc: s.Limits.Pids, TmpSize: s.Limits.TmpSize, ShmSize: s.Limits.ShmSize,
+		FileSize: uint64(s.Limits.OutputSize),
+		TTY:      s.TTY, UserNS: !root, BuildUID: BuildUID, BuildGID: BuildGID,
 	}
 	if s.AsRoot {
 		c.BuildUID, c.BuildGID = 0, 0
@@ -198,18 +284,6 @@ func (s *Spec) prepare(root bool) (*boot.Config, error) {
 	}
 	if c.Domainname == "" {
 		c.Domainname = "(none)"
-	}
-	if c.NoFile == 0 {
-		c.NoFile = 4096
-	}
-	if c.NProc == 0 {
-		c.NProc = 1024
-	}
-	if c.TmpSize == 0 {
-		c.TmpSize = 2 << 30
-	}
-	if c.ShmSize == 0 {
-		c.ShmSize = 64 << 20
 	}
 	if root {
 		id := s.HostID

@@ -141,6 +141,7 @@ type Recipe struct {
 	Deps    []string
 	Script  string            // file in Dir, run as /bin/sh -eu /recipe/SCRIPT
 	Env     map[string]string // declared environment
+	Limits  Limits            // [limits]: the sandbox's limits for this step
 }
 
 // EnvList returns the declared environment as sorted KEY=VALUE strings.
@@ -268,6 +269,7 @@ type fileRecipe struct {
 	Deps    []string          `toml:"deps"`
 	Script  string            `toml:"script"`
 	Env     map[string]string `toml:"env"`
+	Limits  fileLimits        `toml:"limits"`
 }
 
 // Load reads and validates the stack definition at file, and the recipes it
@@ -458,6 +460,7 @@ func loadRecipe(dir string) (Recipe, error) {
 	} else if fi, err := os.Lstat(filepath.Join(dir, fr.Script)); err != nil || !fi.Mode().IsRegular() {
 		v.fail(v.lines.key("", 0, "script"), "script", fmt.Sprintf("%q: no such regular file in %s", fr.Script, dir))
 	}
+	r.Limits = v.limits(fr.Limits)
 	for k := range fr.Env {
 		if !envKey.MatchString(k) {
 			v.fail(v.lines.key("env", 0, k), "env."+k, "not a valid environment variable name")

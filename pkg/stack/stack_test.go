@@ -234,3 +234,37 @@ func TestLoadPatchesBad(t *testing.T) {
 		})
 	}
 }
+
+func TestRecipeLimits(t *testing.T) {
+	for _, tc := range []struct {
+		table, err string
+		want       Limits
+	}{
+		{"memory = \"12G\"\npids = 4096\noutput_size = \"4G\"\nlog_size = \"64M\"\n", "", Limits{Memory: 12 << 30, Pids: 4096, OutputSize: 4 << 30, LogSize: 64 << 20}},
+		{"memory = \"1M\"\n", "limits.memory", Limits{}},
+		{"pids = -3\n", "limits.pids", Limits{}},
+		{"output_size = \"lots\"\n", "limits.output_size", Limits{}},
+	} {
+		dir := filepath.Join(t.TempDir(), "r")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		toml := "name = \"r\"\nstage = 2\nscript = \"build.sh\"\n\n[limits]\n" + tc.table
+		if err := os.WriteFile(filepath.Join(dir, "recipe.toml"), []byte(toml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "build.sh"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r, err := loadRecipe(dir)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "recipe.toml:") {
+				t.Errorf("%q: got %v, want an error naming %s with its line", tc.table, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || r.Limits != tc.want {
+			t.Errorf("%q: got %+v, %v, want %+v", tc.table, r.Limits, err, tc.want)
+		}
+	}
+}

@@ -23,6 +23,9 @@ import (
 const (
 	InitArg0  = "cairn-sandbox-init"
 	ProbeArg0 = "cairn-sandbox-probe"
+	// HoldArg0 marks a process that only holds a user namespace open for
+	// Run (the idmapping of writable mounts) until its stdin closes.
+	HoldArg0 = "cairn-sandbox-userns"
 )
 
 // The init's inherited descriptors.
@@ -40,5 +43,12 @@ func init() {
 		syscall.Exit(Main())
 	case ProbeArg0:
 		syscall.Exit(0)
+	case HoldArg0:
+		var b [1]byte
+		for {
+			if n, err := syscall.Read(0, b[:]); n <= 0 && err != syscall.EINTR {
+				syscall.Exit(0)
+			}
+		}
 	}
 }

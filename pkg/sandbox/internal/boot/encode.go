@@ -17,6 +17,8 @@ type Config struct {
 	Domainname string
 	NoFile     uint64
 	NProc      uint64
+	AddrSpace  uint64 // RLIMIT_AS, 0: unlimited (the memory bound where no cgroup can be used)
+	FileSize   uint64 // RLIMIT_FSIZE, 0: unlimited
 	TmpSize    int64
 	ShmSize    int64
 	TTY        bool
@@ -31,6 +33,10 @@ type Config struct {
 type Mount struct {
 	Target, Source string
 	Writable, Dir  bool
+	// FD, when above 0, is a detached mount of Source (open_tree, made
+	// idmapped by Run) inherited at that descriptor: the init moves it
+	// into place instead of binding Source.
+	FD int
 }
 
 // The wire format: one record a line, "key" then values, each value
@@ -58,13 +64,13 @@ func (c *Config) Encode() []byte {
 	var b []byte
 	line(&b, "root", c.Root)
 	for _, m := range c.Mounts {
-		line(&b, "mount", m.Target, m.Source, btoa(m.Writable), btoa(m.Dir))
+		line(&b, "mount", m.Target, m.Source, btoa(m.Writable), btoa(m.Dir), itoa(int64(m.FD)))
 	}
 	line(&b, "args", c.Args...)
 	line(&b, "env", c.Env...)
 	line(&b, "dir", c.Dir)
 	line(&b, "uts", c.Hostname, c.Domainname)
-	line(&b, "limits", itoa(int64(c.NoFile)), itoa(int64(c.NProc)), itoa(c.TmpSize), itoa(c.ShmSize))
+	line(&b, "limits", itoa(int64(c.NoFile)), itoa(int64(c.NProc)), itoa(c.TmpSize), itoa(c.ShmSize), itoa(int64(c.AddrSpace)), itoa(int64(c.FileSize)))
 	line(&b, "flags", btoa(c.TTY), btoa(c.UserNS))
 	line(&b, "ids", itoa(int64(c.OuterUID)), itoa(int64(c.OuterGID)), itoa(int64(c.BuildUID)), itoa(int64(c.BuildGID)))
 	return b
@@ -103,7 +109,7 @@ func Decode(data []byte) (*Config, error) {
 		if err != nil {
 			return nil, err
 		}
-		need := map[string]int{"root": 1, "mount": 4, "dir": 1, "uts": 2, "limits": 4, "flags": 2, "ids": 4}[key]
+		need := map[string]int{"root": 1, "mount": 5, "dir": 1, "uts": 2, "limits": 6, "flags": 2, "ids": 4}[key]
 		if len(v) < need {
 			return nil, errFormat
 		}
@@ -111,7 +117,7 @@ func Decode(data []byte) (*Config, error) {
 		case "root":
 			c.Root = v[0]
 		case "mount":
-			c.Mounts = append(c.Mounts, Mount{Target: v[0], Source: v[1], Writable: v[2] == "1", Dir: v[3] == "1"})
+			c.Mounts = append(c.Mounts, Mount{Target: v[0], Source: v[1], Writable: v[2] == "1", Dir: v[3] == "1", FD: int(atoi(v[4]))})
 		case "args":
 			c.Args = v
 		case "env":
@@ -122,6 +128,7 @@ func Decode(data []byte) (*Config, error) {
 			c.Hostname, c.Domainname = v[0], v[1]
 		case "limits":
 			c.NoFile, c.NProc, c.TmpSize, c.ShmSize = uint64(atoi(v[0])), uint64(atoi(v[1])), atoi(v[2]), atoi(v[3])
+			c.AddrSpace, c.FileSize = uint64(atoi(v[4])), uint64(atoi(v[5]))
 		case "flags":
 			c.TTY, c.UserNS = v[0] == "1", v[1] == "1"
 		case "ids":

@@ -11,11 +11,11 @@ func TestConfigRoundTrip(t *testing.T) {
 		{Root: "/r", Args: []string{"/bin/true"}, Dir: "/build", Hostname: "localhost", Domainname: "(none)"},
 		{
 			Root:   "/with space/and\nnewline",
-			Mounts: []Mount{{Target: "/src/a b", Source: "/x\"y", Dir: true}, {Target: "/out", Source: "/o", Writable: true}},
+			Mounts: []Mount{{Target: "/src/a b", Source: "/x\"y", Dir: true}, {Target: "/out", Source: "/o", Writable: true, FD: 5}},
 			Args:   []string{"sh", "-c", "echo 'a b'\nexit 3", ""},
 			Env:    []string{"A=1", "B=line\nbreak", "C=\\\"q\\\""},
 			Dir:    "/build", Hostname: "h", Domainname: "d",
-			NoFile: 4096, NProc: 1024, TmpSize: 2 << 30, ShmSize: 64 << 20,
+			NoFile: 4096, NProc: 1024, AddrSpace: 8 << 30, FileSize: 1 << 30, TmpSize: 2 << 30, ShmSize: 64 << 20,
 			TTY: true, UserNS: true, OuterUID: 0x70000000, OuterGID: 7, BuildUID: 1000, BuildGID: 100,
 		},
 	}

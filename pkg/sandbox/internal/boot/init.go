@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"syscall"
@@ -13,25 +14,27 @@ import (
 // Kernel interfaces syscall does not name. The numbers of mount_setattr and
 // close_range are the same on every architecture (the unified table, 5.9+).
 const (
-	sysCloseRange      = 436
-	sysMountSetattr    = 442
-	closeRangeCloexec  = 1 << 2
-	atRecursive        = 0x8000
-	mountAttrRdonly    = 0x1
-	mountAttrNosuid    = 0x2
-	mountAttrNodev     = 0x4
-	mountAttrNoexec    = 0x8
-	prSetDumpable      = 4
-	prSetNoNewPrivs    = 38
-	cloneNewCgroup     = 0x02000000
-	iffUp, iffRunning  = 0x1, 0x40
-	siocgifflags       = 0x8913
-	siocsifflags       = 0x8914
-	defaultPath        = "/usr/bin:/bin:/usr/sbin:/sbin"
-	scratch            = "/tmp" // hidden under a tmpfs in the private mount namespace
-	newRoot, oldRoot   = "/newroot", "/oldroot"
-	buildHome          = "/homeless-shelter"
-	setupFailureStatus = 125
+	sysCloseRange       = 436
+	sysMountSetattr     = 442
+	sysMoveMount        = 429
+	moveMountFEmptyPath = 0x4
+	closeRangeCloexec   = 1 << 2
+	atRecursive         = 0x8000
+	mountAttrRdonly     = 0x1
+	mountAttrNosuid     = 0x2
+	mountAttrNodev      = 0x4
+	mountAttrNoexec     = 0x8
+	prSetDumpable       = 4
+	prSetNoNewPrivs     = 38
+	cloneNewCgroup      = 0x02000000
+	iffUp, iffRunning   = 0x1, 0x40
+	siocgifflags        = 0x8913
+	siocsifflags        = 0x8914
+	defaultPath         = "/usr/bin:/bin:/usr/sbin:/sbin"
+	scratch             = "/tmp" // hidden under a tmpfs in the private mount namespace
+	newRoot, oldRoot    = "/newroot", "/oldroot"
+	buildHome           = "/homeless-shelter"
+	setupFailureStatus  = 125
 )
 
 // CloneNewCgroup is CLONE_NEWCGROUP, for the sandbox package.
@@ -108,6 +111,14 @@ func Main() int {
 	if err := prctl(prSetNoNewPrivs, 1); err != nil {
 		return fail(&SetupError{Step: "prctl PR_SET_NO_NEW_PRIVS", Err: err})
 	}
+	// A write past RLIMIT_FSIZE then fails with EFBIG, which tools report
+	// with the file's name, instead of killing the writer with SIGXFSZ;
+	// the command inherits the ignored signal across execve.
+	signal.Ignore(syscall.SIGXFSZ)
+	// Last, so that nothing above is filtered; the command inherits it.
+	if err := installSeccomp(); err != nil {
+		return fail(err)
+	}
 	sys := &syscall.SysProcAttr{
 		// A nested user namespace: the mount namespace belongs to the
 		// init's, where the command has no capability (and as a non-root
@@ -120,7 +131,7 @@ func Main() int {
 		// setgroups stays denied for the build uid; uid 0 of the nested
 		// namespace may call it (daemons do before dropping ids), and can
 		// only name the one gid mapped there.
-		GidMappingsEnableSetgroups: c.BuildUID == 0,
+		GidMappingsEnableSetgroups: c.BuildUID == 0 && !c.UserNS,
 		Credential:                 &syscall.Credential{Uid: uint32(c.BuildUID), Gid: uint32(c.BuildGID), NoSetGroups: true},
 		Setsid:                     !c.TTY,
 		Pdeathsig:                  syscall.SIGKILL,
@@ -130,9 +141,20 @@ func Main() int {
 		// not the init.
 		sys.Setpgid, sys.Foreground, sys.Ctty = true, true, 0
 	}
+	// RLIMIT_AS (the memory bound where no cgroup can be used) cannot be
+	// the init's: the Go runtime's own reservations exceed it. So the
+	// command starts traced, stops at its first instruction after execve,
+	// gets the limit from here, and goes on untraced.
+	sys.Ptrace = c.AddrSpace > 0
 	pid, err := syscall.ForkExec(argv0, c.Args, &syscall.ProcAttr{Dir: c.Dir, Env: c.Env, Files: []uintptr{0, 1, 2}, Sys: sys})
 	if err != nil {
 		return fail(&SetupError{Step: "start command", Path: argv0, Err: err})
+	}
+	if sys.Ptrace {
+		if err := limitAddrSpace(pid, c.AddrSpace); err != nil {
+			syscall.Kill(pid, syscall.SIGKILL)
+			return fail(err)
+		}
 	}
 	for {
 		var ws syscall.WaitStatus
@@ -162,6 +184,30 @@ func Main() int {
 	}
 }
 
+// limitAddrSpace waits for the traced command's stop after execve, sets its
+// RLIMIT_AS and lets it go.
+func limitAddrSpace(pid int, limit uint64) error {
+	var ws syscall.WaitStatus
+	for {
+		_, err := syscall.Wait4(pid, &ws, syscall.WALL, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return must("wait for the command's start", "", err)
+		}
+		break
+	}
+	if !ws.Stopped() {
+		return must("wait for the command's start", "", syscall.ECHILD)
+	}
+	rl := syscall.Rlimit{Cur: limit, Max: limit}
+	if _, _, e := syscall.RawSyscall6(syscall.SYS_PRLIMIT64, uintptr(pid), syscall.RLIMIT_AS, uintptr(unsafe.Pointer(&rl)), 0, 0, 0); e != 0 {
+		return must("setrlimit", "RLIMIT_AS", e)
+	}
+	return must("ptrace detach", "", syscall.PtraceDetach(pid))
+}
+
 func prctl(op, arg uintptr) error {
 	if _, _, e := syscall.RawSyscall6(syscall.SYS_PRCTL, op, arg, 0, 0, 0, 0); e != 0 {
 		return e
@@ -187,6 +233,22 @@ func setattr(p string, flags uintptr, attr uint64) error {
 	_, _, e := syscall.Syscall6(sysMountSetattr, uintptr(fdcwd), uintptr(unsafe.Pointer(b)), flags, uintptr(unsafe.Pointer(&a)), unsafe.Sizeof(a), 0)
 	if e != 0 {
 		return must("mount_setattr", p, e)
+	}
+	return nil
+}
+
+// moveMount attaches the detached mount at fd on dst.
+func moveMount(fd int, dst string) error {
+	empty, _ := syscall.BytePtrFromString("")
+	to, err := syscall.BytePtrFromString(dst)
+	if err != nil {
+		return must("move_mount", dst, err)
+	}
+	fdcwd := -100 // AT_FDCWD
+	_, _, e := syscall.Syscall6(sysMoveMount, uintptr(fd), uintptr(unsafe.Pointer(empty)), uintptr(fdcwd), uintptr(unsafe.Pointer(to)), moveMountFEmptyPath, 0)
+	syscall.Close(fd)
+	if e != 0 {
+		return must("move_mount", dst, e)
 	}
 	return nil
 }
@@ -398,12 +460,19 @@ func buildRoot(c *Config) error {
 		if err := mkpoint(d, m.Dir); err != nil {
 			return err
 		}
-		if err := bind(host(m.Source), d); err != nil {
+		if m.FD > 0 {
+			// Already made nosuid, nodev and idmapped by Run.
+			if err := moveMount(m.FD, d); err != nil {
+				return err
+			}
+		} else if err := bind(host(m.Source), d); err != nil {
 			return err
 		}
-		if m.Writable {
+		switch {
+		case m.FD > 0:
+		case m.Writable:
 			rw = append(rw, d)
-		} else {
+		default:
 			ro = append(ro, d)
 		}
 		if m.Target == c.Dir || hasPrefix(c.Dir, m.Target+"/") {
@@ -474,7 +543,11 @@ func configure(c *Config) error {
 		name string
 		res  int
 		v    uint64
-	}{{"RLIMIT_NOFILE", syscall.RLIMIT_NOFILE, c.NoFile}, {"RLIMIT_NPROC", 6, c.NProc}, {"RLIMIT_CORE", syscall.RLIMIT_CORE, 0}} {
+	}{{"RLIMIT_NOFILE", syscall.RLIMIT_NOFILE, c.NoFile}, {"RLIMIT_NPROC", 6, c.NProc}, {"RLIMIT_CORE", syscall.RLIMIT_CORE, 0},
+		{"RLIMIT_FSIZE", syscall.RLIMIT_FSIZE, c.FileSize}} {
+		if l.v == 0 && l.res == syscall.RLIMIT_FSIZE {
+			continue // unlimited
+		}
 		if err := must("setrlimit", l.name, syscall.Setrlimit(l.res, &syscall.Rlimit{Cur: l.v, Max: l.v})); err != nil {
 			return err
 		}
