@@ -127,7 +127,12 @@ func prepare(ctx context.Context, cmd *cobra.Command, bf *buildFlags, events fun
 	if bf.offline {
 		opts = append(opts, seed.WithoutApt())
 	}
-	seedDir, seedDigest, err := build.Seed(ctx, s, st.Seed.Lock, opts...)
+	lockData, err := st.ReadFile(st.Seed.Lock)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("seed lock: %w", err)
+	}
+	seedDir, seedDigest, err := build.Seed(ctx, s, st.Seed.Lock, lockData, opts...)
 	if err != nil {
 		s.Close()
 		return nil, err

@@ -36,3 +36,28 @@ func TestSymlinksInsideAndOut(t *testing.T) {
 		t.Errorf("error quotes what is outside: %v", err)
 	}
 }
+
+// ReadFile reads what Load checked through the same root: a link swapped
+// in after Load still cannot lead out.
+func TestReadFileAfterSwap(t *testing.T) {
+	file := writeStack(t, goodStack, goodRecipe)
+	dir := filepath.Dir(file)
+	os.WriteFile(filepath.Join(dir, "seed.lock"), []byte("lock\n"), 0o644)
+	st, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := st.ReadFile(st.Seed.Lock); err != nil || string(b) != "lock\n" {
+		t.Fatalf("ReadFile: %q, %v", b, err)
+	}
+	outside := filepath.Join(t.TempDir(), "shadow")
+	os.WriteFile(outside, []byte("SECRET\n"), 0o600)
+	os.Remove(filepath.Join(dir, "seed.lock"))
+	os.Symlink(outside, filepath.Join(dir, "seed.lock"))
+	if b, err := st.ReadFile(st.Seed.Lock); err == nil || strings.Contains(string(b), "SECRET") {
+		t.Fatalf("ReadFile through a link swapped out: %q, %v; want an error", b, err)
+	}
+	if _, err := st.ReadFile("/etc/hostname"); err == nil {
+		t.Errorf("ReadFile of a path outside the stack directory: no error")
+	}
+}

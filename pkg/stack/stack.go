@@ -425,6 +425,22 @@ func Parse(file string, data []byte) (*Stack, error) {
 	return st, nil
 }
 
+// ReadFile reads a file the stack names (Seed.Lock, a local patch) through
+// an os.Root on the stack directory, as Load checked it: a symlink put in
+// its place since still cannot lead out of the directory.
+func (st *Stack) ReadFile(p string) ([]byte, error) {
+	rel, err := filepath.Rel(st.Dir, p)
+	if err != nil || !filepath.IsLocal(rel) {
+		return nil, fmt.Errorf("%s: not inside the stack directory %s", p, st.Dir)
+	}
+	root, err := os.OpenRoot(st.Dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	return root.ReadFile(rel)
+}
+
 // Source returns the source called name, or nil.
 func (st *Stack) Source(name string) *Source {
 	for i := range st.Sources {
