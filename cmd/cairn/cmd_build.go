@@ -36,7 +36,32 @@ type buildFlags struct {
 func addBuildFlags(c *cobra.Command, bf *buildFlags) {
 	addSourceFlags(c, &bf.sourceFlags)
 	f := c.Flags()
-	f.IntVarP(&bf.jobs, "jobs", "j", 0, "steps at once, and the job count inside each (default: the number of cores)")
+	f.IntVarP(&bf.jobs, "jobs", "j", 0, fmt.Sprintf("steps at once, and the job count inside each, 1 to %d (default: the number of cores)", maxJobs))
+}
+
+// Bounds of -j and --timeout: more jobs than any machine has cores only
+// thrashes, and a step that takes longer than a week is hung.
+const (
+	maxJobs        = 1024
+	minStepTimeout = time.Second
+	maxStepTimeout = 7 * 24 * time.Hour
+)
+
+// check refuses flag values out of range, before anything is read or run.
+// -j left out means the number of cores; given, it must be 1 to maxJobs.
+func (bf *buildFlags) check(cmd *cobra.Command) error {
+	if cmd.Flags().Changed("jobs") {
+		if err := intRange("-j/--jobs", bf.jobs, 1, maxJobs); err != nil {
+			return err
+		}
+	}
+	if cmd.Flags().Lookup("timeout") != nil {
+		if err := durationRange("--timeout", bf.timeout, minStepTimeout, maxStepTimeout); err != nil {
+			return err
+		}
+	}
+	_, err := bf.net.timeouts()
+	return err
 }
 
 func init() {
@@ -70,7 +95,7 @@ once: the second waits for the first's step and uses its output.`,
 	}
 	addBuildFlags(c, &bf)
 	addTransportFlags(c, &bf.sourceFlags)
-	c.Flags().DurationVar(&bf.timeout, "timeout", time.Hour, "time limit of one step")
+	c.Flags().DurationVar(&bf.timeout, "timeout", time.Hour, "time limit of one step, 1s to 168h")
 	c.Flags().BoolVarP(&bf.verbose, "verbose", "v", false, "also show every step's output as it runs")
 	c.Flags().StringVar(&bf.out, "out", "out", "directory the rootfs tarballs are written to")
 	rootCmd.AddCommand(c)
@@ -85,6 +110,9 @@ type prepared struct {
 
 // prepare loads the stack, fetches its sources and makes the seed.
 func prepare(ctx context.Context, cmd *cobra.Command, bf *buildFlags, events func(plan.Event), log io.Writer) (*prepared, error) {
+	if err := bf.check(cmd); err != nil {
+		return nil, err
+	}
 	st, err := bf.loadStack()
 	if err != nil {
 		return nil, err
@@ -102,14 +130,19 @@ func prepare(ctx context.Context, cmd *cobra.Command, bf *buildFlags, events fun
 	for _, r := range res {
 		paths[r.Source] = r.Path
 	}
-	var opts []seed.Option
+	opts := []seed.Option{seed.WithAptTimeout(max(bf.net.net, bf.net.stall))}
 	for _, m := range bf.mirrors {
 		opts = append(opts, seed.WithMirror(m))
 	}
 	if bf.offline {
 		opts = append(opts, seed.WithoutApt())
 	}
-	seedDir, seedDigest, err := build.Seed(ctx, s, st.Seed.Lock, opts...)
+	lockData, err := st.ReadFile(st.Seed.Lock)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("seed lock: %w", err)
+	}
+	seedDir, seedDigest, err := build.Seed(ctx, s, st.Seed.Lock, lockData, opts...)
 	if err == nil && bf.verify {
 		// Also when no step runs: --verify checks everything the build
 		// stands on. A corrupt seed is removed with the records made on it.

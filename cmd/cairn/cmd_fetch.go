@@ -20,6 +20,9 @@ it and its tree digest. With --offline only the store, --mirror directories
 and checked-out submodules are used, and every source not found is listed.
 See docs/sources.md.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := sf.net.timeouts(); err != nil {
+				return err
+			}
 			st, err := sf.loadStack()
 			if err != nil {
 				return err

@@ -36,6 +36,9 @@ Files already in DIR with the right content are left as they are.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := args[0]
+			if _, err := sf.net.timeouts(); err != nil {
+				return err
+			}
 			st, err := sf.loadStack()
 			if err != nil {
 				return err

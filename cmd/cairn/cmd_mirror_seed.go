@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"github.com/cairn-build/cairn/internal/atomicfile"
@@ -19,7 +20,11 @@ func init() {
 }
 
 func mirrorSeed(ctx context.Context, st *stack.Stack, s *store.Store, dir string) error {
-	lock, err := seed.ParseLockFile(st.Seed.Lock)
+	data, err := st.ReadFile(st.Seed.Lock)
+	if err != nil {
+		return fmt.Errorf("seed lock: %w", err)
+	}
+	lock, err := seed.ParseLock(bytes.NewReader(data), st.Seed.Lock)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 
@@ -16,6 +17,7 @@ import (
 func init() {
 	var out string
 	var insecure, quiet bool
+	var nf netFlags
 	cmd := &cobra.Command{
 		Use:   "push LAYOUT_OR_NAME REF",
 		Short: "Push an OCI image layout to a registry",
@@ -33,6 +35,11 @@ from the docker config file: $DOCKER_CONFIG/config.json, else
 			return withCode(exitUsage, cobra.ExactArgs(2)(c, args))
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			base, _ := remote.DefaultTransport.(*http.Transport)
+			rt, err := nf.transport(base)
+			if err != nil {
+				return err
+			}
 			layout := args[0]
 			if _, err := os.Stat(filepath.Join(layout, "oci-layout")); err != nil {
 				byName := filepath.Join(out, args[0]+".oci")
@@ -43,8 +50,8 @@ from the docker config file: $DOCKER_CONFIG/config.json, else
 			}
 			// DefaultKeychain reads DOCKER_CONFIG and ~/.docker/config.json:
 			// here, in cmd/, not in pkg/oci.
-			// So are the proxy variables, through remote.DefaultTransport.
-			opts := []oci.PushOption{oci.WithKeychain(authn.DefaultKeychain), oci.WithTransport(remote.DefaultTransport)}
+			// So are the proxy variables (netFlags.transport).
+			opts := []oci.PushOption{oci.WithKeychain(authn.DefaultKeychain), oci.WithTransport(rt)}
 			if insecure {
 				opts = append(opts, oci.WithInsecure())
 			}
@@ -74,5 +81,6 @@ from the docker config file: $DOCKER_CONFIG/config.json, else
 	f.StringVar(&out, "out", "out", "`DIR` holding NAME.oci when an image name is given")
 	f.BoolVar(&insecure, "insecure", false, "allow plain HTTP to a registry that is not on a loopback address")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only the digest")
+	addNetFlags(cmd, &nf)
 	rootCmd.AddCommand(cmd)
 }

@@ -31,6 +31,7 @@ func seedBuildCmd() *cobra.Command {
 		mirrors          []string
 		offline, quiet   bool
 		jobs             int
+		nf               netFlags
 	)
 	c := &cobra.Command{
 		Use:   "build --out DIR [--lock FILE] [--mirror DIR]... [--cache DIR] [--offline]",
@@ -52,7 +53,15 @@ On success the tree digest is printed on stdout, alone on its line.`,
 			if out == "" {
 				return withCode(exitUsage, errors.New("seed build: --out DIR is required"))
 			}
-			opts := []seed.Option{seed.WithJobs(jobs)}
+			if cmd.Flags().Changed("jobs") {
+				if err := intRange("-j/--jobs", jobs, 1, maxJobs); err != nil {
+					return err
+				}
+			}
+			if _, err := nf.timeouts(); err != nil {
+				return err
+			}
+			opts := []seed.Option{seed.WithJobs(jobs), seed.WithAptTimeout(max(nf.net, nf.stall))}
 			if cache != "" {
 				opts = append(opts, seed.WithCache(cache))
 			}
@@ -95,8 +104,9 @@ On success the tree digest is printed on stdout, alone on its line.`,
 	f.StringArrayVar(&mirrors, "mirror", nil, "directory of .debs to take packages from (repeatable, searched in order)")
 	f.StringVar(&cache, "cache", "", "directory where verified .debs are kept by sha256 and taken from first")
 	f.BoolVar(&offline, "offline", false, "never ask the archive: take .debs from --cache and --mirror only")
-	f.IntVarP(&jobs, "jobs", "j", 0, "packages verified or decompressed at once (default: the number of CPUs)")
+	f.IntVarP(&jobs, "jobs", "j", 0, fmt.Sprintf("packages verified or decompressed at once, 1 to %d (default: the number of CPUs)", maxJobs))
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only the summary and the digest")
+	addNetFlags(c, &nf)
 	return c
 }
 

@@ -54,6 +54,9 @@ Exit status: 0 everything reproducible, 1 a difference (or a build failed),
 2 usage.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if err := bf.check(cmd); err != nil {
+				return err
+			}
 			st, err := bf.loadStack()
 			if err != nil {
 				return err
@@ -152,7 +155,7 @@ Exit status: 0 everything reproducible, 1 a difference (or a build failed),
 	}
 	addBuildFlags(c, &bf)
 	addTransportFlags(c, &bf.sourceFlags)
-	c.Flags().DurationVar(&bf.timeout, "timeout", time.Hour, "time limit of one step")
+	c.Flags().DurationVar(&bf.timeout, "timeout", time.Hour, "time limit of one step, 1s to 168h")
 	c.Flags().BoolVar(&keep, "keep", false, "keep both builds' stores and out directories, and print where")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	c.Flags().StringVar(&workDir, "work", "", "`DIR` to make the varied store and the out directories in (default: the store's tmp/, or with --keep the temporary directory)")
@@ -201,7 +204,7 @@ func forwardFlags(bf *buildFlags) []string {
 	if bf.offline {
 		f = append(f, "--offline")
 	}
-	return f
+	return append(f, "--net-timeout", bf.net.net.String(), "--stall-timeout", bf.net.stall.String())
 }
 
 // forwardBuildFlags are the flags build takes and plan does not.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/cairn-build/cairn/internal/nettimeout"
 	"github.com/cairn-build/cairn/pkg/source"
 	"github.com/cairn-build/cairn/pkg/source/debian"
 	"github.com/cairn-build/cairn/pkg/stack"
@@ -34,6 +36,7 @@ type sourceFlags struct {
 	offline    bool
 	transports string
 	verify     bool
+	net        netFlags
 }
 
 // addSourceFlags registers the shared source flags on cmd.
@@ -44,6 +47,68 @@ func addSourceFlags(cmd *cobra.Command, sf *sourceFlags) {
 	f.StringArrayVar(&sf.mirrors, "mirror", nil, "mirror `DIR` with archives by name or sha256/HEX and bare git repos under git/HOST/PATH (repeatable)")
 	f.StringArrayVar(&sf.gitMirrors, "git-mirror", nil, "rewrite git URLs starting with FROM to start with TO, as `FROM=TO` (repeatable)")
 	f.BoolVar(&sf.offline, "offline", false, "use only the store, mirrors and checked-out submodules")
+	addNetFlags(cmd, &sf.net)
+}
+
+// netFlags are the network budgets of every command that may reach the
+// network: --net-timeout and --stall-timeout.
+type netFlags struct {
+	net, stall time.Duration
+}
+
+// Bounds of the network budgets: anything shorter cannot connect anywhere,
+// anything longer is a hang by another name.
+const (
+	minNetTimeout = time.Millisecond
+	maxNetTimeout = time.Hour
+)
+
+func addNetFlags(cmd *cobra.Command, nf *netFlags) {
+	f := cmd.Flags()
+	f.DurationVar(&nf.net, "net-timeout", nettimeout.DefaultNet, "longest wait, `D`, to connect, to finish a TLS handshake, and for the first byte of an answer (each)")
+	f.DurationVar(&nf.stall, "stall-timeout", nettimeout.DefaultStall, "longest pause, `D`, while a download or upload streams (apt-get takes the larger of the two)")
+}
+
+// timeouts checks the flags' range and returns them for the packages.
+func (nf netFlags) timeouts() (nettimeout.Timeouts, error) {
+	if err := durationRange("--net-timeout", nf.net, minNetTimeout, maxNetTimeout); err != nil {
+		return nettimeout.Timeouts{}, err
+	}
+	if err := durationRange("--stall-timeout", nf.stall, minNetTimeout, maxNetTimeout); err != nil {
+		return nettimeout.Timeouts{}, err
+	}
+	return nettimeout.Timeouts{Net: nf.net, Stall: nf.stall}, nil
+}
+
+// transport is the HTTP transport of the flags' budgets, with the proxy
+// the environment names (read here, in cmd/).
+func (nf netFlags) transport(base *http.Transport) (http.RoundTripper, error) {
+	t, err := nf.timeouts()
+	if err != nil {
+		return nil, err
+	}
+	if base == nil {
+		base = &http.Transport{ForceAttemptHTTP2: true, MaxIdleConns: 10}
+	}
+	base = base.Clone()
+	base.Proxy = http.ProxyFromEnvironment
+	return nettimeout.Transport(base, t), nil
+}
+
+// durationRange is a usage error naming flag unless min <= d <= max.
+func durationRange(flag string, d, min, max time.Duration) error {
+	if d < min || d > max {
+		return withCode(exitUsage, fmt.Errorf("%s %s: want a duration from %s to %s", flag, d, min, max))
+	}
+	return nil
+}
+
+// intRange is a usage error naming flag unless min <= n <= max.
+func intRange(flag string, n, min, max int) error {
+	if n < min || n > max {
+		return withCode(exitUsage, fmt.Errorf("%s %d: want %d to %d", flag, n, min, max))
+	}
+	return nil
 }
 
 // addTransportFlags registers --transports and --verify, for commands that fetch.
@@ -98,12 +163,18 @@ func (sf *sourceFlags) fetcher(cmd *cobra.Command, s *store.Store) (*source.Fetc
 		}
 		rws = append(rws, rw)
 	}
+	tm, err := sf.net.timeouts()
+	if err != nil {
+		return nil, nil, err
+	}
 	opts := []source.Option{
 		source.WithMirrors(sf.mirrors...),
 		source.WithGitRewrites(rws...),
 		source.WithOffline(sf.offline),
 		source.WithVerify(sf.verify),
-		source.WithDebian(debian.Config{Env: aptEnv()}),
+		source.WithTimeouts(tm),
+		source.WithProxy(http.ProxyFromEnvironment),
+		source.WithDebian(debian.Config{Env: aptEnv(), Timeout: max(tm.Net, tm.Stall)}),
 	}
 	if sf.transports != "" {
 		ts := strings.Split(sf.transports, ",")

@@ -25,6 +25,7 @@
 package attest
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -102,11 +103,11 @@ func Load(ctx context.Context, file string) (*Inputs, error) {
 	if err != nil {
 		return nil, err
 	}
-	lockData, err := os.ReadFile(st.Seed.Lock)
+	lockData, err := st.ReadFile(st.Seed.Lock)
 	if err != nil {
 		return nil, fmt.Errorf("seed lock: %w", err)
 	}
-	lock, err := seed.ParseLockFile(st.Seed.Lock)
+	lock, err := seed.ParseLock(bytes.NewReader(lockData), st.Seed.Lock)
 	if err != nil {
 		return nil, err
 	}

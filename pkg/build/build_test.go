@@ -3,6 +3,7 @@ package build
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,6 +39,18 @@ type fixture struct {
 	srcTree string
 	events  []plan.Event
 	mu      sync.Mutex
+}
+
+// fixtureStage gives a fixture recipe the stage the stage rule asks for:
+// one above its highest dependency's.
+func fixtureStage(recipes map[string][2]string, name string) int {
+	stage := 1
+	if deps := recipes[name][0]; deps != "" {
+		for _, d := range strings.Split(deps, ",") {
+			stage = max(stage, fixtureStage(recipes, strings.TrimSpace(d))+1)
+		}
+	}
+	return stage
 }
 
 // recipes: name → (deps, script).
@@ -78,7 +91,7 @@ func newFixture(t *testing.T, recipes map[string][2]string) *fixture {
 		if r[0] != "" {
 			deps = `"` + strings.ReplaceAll(r[0], ",", `", "`) + `"`
 		}
-		os.WriteFile(filepath.Join(rd, "recipe.toml"), []byte("name = \""+name+"\"\nstage = 2\nsources = [\"in\"]\ndeps = ["+deps+"]\nscript = \"build.sh\"\n"), 0o644)
+		os.WriteFile(filepath.Join(rd, "recipe.toml"), []byte("name = \""+name+"\"\nstage = "+fmt.Sprint(fixtureStage(recipes, name))+"\nsources = [\"in\"]\ndeps = ["+deps+"]\nscript = \"build.sh\"\n"), 0o644)
 		os.WriteFile(filepath.Join(rd, "build.sh"), []byte(r[1]), 0o644)
 	}
 	stackText += strings.Join(names, ", ") + "]\n\n[seed]\nlock = \"seed.lock\"\n\n[[source]]\nname = \"in\"\nversion = \"1\"\nlicense = \"MIT\"\ntree = \"" + f.srcTree + "\"\n"

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,17 +13,14 @@ import (
 	"github.com/cairn-build/cairn/pkg/store"
 )
 
-// Seed makes sure the seed of lockFile is in the store and returns its tree
-// and tree digest. The seed is found by the sha256 of the lock's bytes (a
-// seed record in the store), so an unchanged lock costs one read; it is
-// built once (the .debs cached in the store's deb directory by sha256) and
-// stored under its tree digest like any tree. The tree is checked before a
-// step mounts it (Builder), not here: a no-op build does not walk it.
-func Seed(ctx context.Context, st *store.Store, lockFile string, opts ...seed.Option) (dir, treeDigest string, err error) {
-	data, err := os.ReadFile(lockFile)
-	if err != nil {
-		return "", "", fmt.Errorf("seed lock: %w", err)
-	}
+// Seed makes sure the seed of the lock (its bytes, read by the caller
+// through the stack, and its name for messages) is in the store and returns
+// its tree and tree digest. The seed is found by the sha256 of the lock's
+// bytes (a seed record in the store), so an unchanged lock costs one read;
+// it is built once (the .debs cached in the store's deb directory by sha256)
+// and stored under its tree digest like any tree. The tree is checked before
+// a step mounts it (Builder), not here: a no-op build does not walk it.
+func Seed(ctx context.Context, st *store.Store, lockName string, data []byte, opts ...seed.Option) (dir, treeDigest string, err error) {
 	sum := sha256.Sum256(data)
 	lockHex := hex.EncodeToString(sum[:])
 	key := "sha256:" + lockHex
@@ -44,7 +42,11 @@ func Seed(ctx context.Context, st *store.Store, lockFile string, opts ...seed.Op
 	}
 	defer cleanup()
 	built := filepath.Join(tmp, "root")
-	d, err := seed.Build(ctx, lockFile, built, append([]seed.Option{seed.WithCache(st.DebDir())}, opts...)...)
+	lock, err := seed.ParseLock(bytes.NewReader(data), lockName)
+	if err != nil {
+		return "", "", err
+	}
+	d, err := seed.BuildLock(ctx, lock, built, append([]seed.Option{seed.WithCache(st.DebDir())}, opts...)...)
 	if err != nil {
 		return "", "", err
 	}

@@ -13,6 +13,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/cairn-build/cairn/internal/nettimeout"
 )
 
 // PushOption adjusts Push.
@@ -33,8 +35,10 @@ func WithKeychain(k authn.Keychain) PushOption { return func(o *pushOptions) { o
 func WithInsecure() PushOption { return func(o *pushOptions) { o.insecure = true } }
 
 // WithTransport sets the HTTP transport under the scheme guard. The default
-// is remote.DefaultTransport without a proxy: proxy settings come from the
-// environment, which the CLI reads, not this package.
+// is remote.DefaultTransport without a proxy, bounded by nettimeout's
+// default budgets: proxy settings come from the environment, which the CLI
+// reads, not this package; a caller's transport brings its own timeouts
+// (nettimeout.Transport).
 func WithTransport(t http.RoundTripper) PushOption {
 	return func(o *pushOptions) { o.transport = t }
 }
@@ -168,12 +172,13 @@ func (g schemeGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 	return g.next.RoundTrip(req)
 }
 
+// noProxyTransport is the default: no proxy, and nettimeout's default
+// budgets, so that a registry that stops answering cannot hang a push.
 func noProxyTransport() http.RoundTripper {
-	t, ok := remote.DefaultTransport.(*http.Transport)
-	if !ok {
-		return http.DefaultTransport
+	var base *http.Transport
+	if t, ok := remote.DefaultTransport.(*http.Transport); ok {
+		base = t.Clone()
+		base.Proxy = nil
 	}
-	t = t.Clone()
-	t.Proxy = nil
-	return t
+	return nettimeout.Transport(base, nettimeout.Timeouts{})
 }

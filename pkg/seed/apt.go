@@ -9,8 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // privateApt is an apt configuration of cairn's own: an empty dpkg status,
@@ -25,7 +27,7 @@ type privateApt struct {
 	errUpd error
 }
 
-func newPrivateApt(etc, dir, arch string) (*privateApt, error) {
+func newPrivateApt(etc, dir, arch string, timeout time.Duration) (*privateApt, error) {
 	a := &privateApt{dir: dir, arch: arch}
 	for _, d := range []string{"state/lists/partial", "cache/archives/partial", "etc/sources.list.d", "etc/preferences.d"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
@@ -42,6 +44,7 @@ func newPrivateApt(etc, dir, arch string) (*privateApt, error) {
 	if n == 0 {
 		return nil, fmt.Errorf("apt: no deb sources in %s (sources.list, sources.list.d/*.list, *.sources)", etc)
 	}
+	secs := strconv.FormatInt(int64((timeout+time.Second-1)/time.Second), 10)
 	a.opts = []string{
 		"-o", "Dir::State=" + filepath.Join(dir, "state"),
 		"-o", "Dir::State::status=" + filepath.Join(dir, "state/status"),
@@ -53,6 +56,8 @@ func newPrivateApt(etc, dir, arch string) (*privateApt, error) {
 		"-o", "APT::Architecture=" + arch,
 		"-o", "APT::Architectures=" + arch,
 		"-o", "Debug::NoLocking=true",
+		"-o", "Acquire::http::Timeout=" + secs,
+		"-o", "Acquire::https::Timeout=" + secs,
 		"-qq",
 	}
 	if os.Geteuid() == 0 {

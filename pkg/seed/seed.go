@@ -39,6 +39,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -72,10 +73,13 @@ type options struct {
 	apt      bool
 	jobs     int
 	progress func(Event)
+	// aptTimeout is apt's Acquire::http(s)::Timeout: the connect and every
+	// wait for data.
+	aptTimeout time.Duration
 }
 
 func defaults() options {
-	return options{aptEtc: "/etc/apt", apt: true, jobs: runtime.NumCPU(), progress: func(Event) {}}
+	return options{aptEtc: "/etc/apt", apt: true, jobs: runtime.NumCPU(), progress: func(Event) {}, aptTimeout: DefaultAptTimeout}
 }
 
 // WithCache keeps verified .debs in dir (by sha256) and takes them from
@@ -89,6 +93,20 @@ func WithMirror(dir string) Option { return func(o *options) { o.mirrors = appen
 // WithAptConfig sets the apt configuration directory whose sources the
 // private apt state copies (default /etc/apt).
 func WithAptConfig(dir string) Option { return func(o *options) { o.aptEtc = dir } }
+
+// DefaultAptTimeout bounds apt's connect and every wait for data (apt's
+// own default is 120 s).
+const DefaultAptTimeout = 60 * time.Second
+
+// WithAptTimeout sets apt's connect and data timeout (rounded up to whole
+// seconds; 0 or less keeps DefaultAptTimeout).
+func WithAptTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.aptTimeout = d
+		}
+	}
+}
 
 // WithoutApt never asks the archive: offline farms fetch from mirrors and
 // the cache only.
@@ -212,7 +230,7 @@ func fromApt(ctx context.Context, o *options, missing []Package, store string, t
 			break
 		}
 	}
-	apt, err := newPrivateApt(o.aptEtc, filepath.Join(work, "apt"), arch)
+	apt, err := newPrivateApt(o.aptEtc, filepath.Join(work, "apt"), arch, o.aptTimeout)
 	if err != nil {
 		return err
 	}

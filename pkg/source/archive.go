@@ -119,7 +119,7 @@ func (f *Fetcher) download(ctx context.Context, src stack.Source, u, file string
 	}
 	if err != nil {
 		if total > 0 && n < total {
-			return fmt.Errorf("%w: %v", &ShortDownloadError{URL: u, Got: n, Want: total}, err)
+			return fmt.Errorf("%w: %w", &ShortDownloadError{URL: u, Got: n, Want: total}, err)
 		}
 		return fmt.Errorf("%s: %w", u, err)
 	}

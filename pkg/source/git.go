@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/go-git/go-billy/v5/osfs"
 	git "github.com/go-git/go-git/v5"
@@ -18,9 +20,12 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport/client"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-git/go-git/v5/storage/memory"
 
+	"github.com/cairn-build/cairn/internal/nettimeout"
 	"github.com/cairn-build/cairn/pkg/stack"
 	"github.com/cairn-build/cairn/pkg/store"
 )
@@ -105,10 +110,23 @@ func openLocalRepo(dir string) (*git.Repository, error) {
 	return r, nil
 }
 
+// installGitHTTP replaces go-git's HTTP and HTTPS clients, which are
+// process-wide and have no timeouts, with one that sends each request
+// through the transport its context carries: the Fetcher's, with its
+// timeouts and proxy (fetchRemote puts it there). Done once, before the
+// first remote fetch.
+var installGitHTTP = sync.OnceFunc(func() {
+	c := githttp.NewClient(&http.Client{Transport: nettimeout.ContextTransport{}})
+	client.InstallProtocol("http", c)
+	client.InstallProtocol("https", c)
+})
+
 // fetchRemote fetches commit from a network remote into memory: the pinned
 // commit alone at depth 1 first, and, when the server refuses that, every
 // ref, after which the commit is looked up (and so verified) locally.
-func fetchRemote(ctx context.Context, u, commit string) (*git.Repository, error) {
+func (f *Fetcher) fetchRemote(ctx context.Context, u, commit string) (*git.Repository, error) {
+	installGitHTTP()
+	ctx = nettimeout.WithTransport(ctx, f.client.Transport)
 	r, err := git.Init(memory.NewStorage(), nil)
 	if err != nil {
 		return nil, err
@@ -127,13 +145,17 @@ func fetchRemote(ctx context.Context, u, commit string) (*git.Repository, error)
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
+	if errors.Is(err, nettimeout.ErrTimeout) {
+		// A server that stalled once is not asked again for everything.
+		return nil, fmt.Errorf("fetch %s: %w", u, err)
+	}
 	first := err
 	err = rem.FetchContext(ctx, &git.FetchOptions{
 		RefSpecs: []config.RefSpec{"+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"},
 		Tags:     git.AllTags,
 	})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return nil, fmt.Errorf("fetch %s: %v (and by commit at depth 1: %v)", u, err, first)
+		return nil, fmt.Errorf("fetch %s: %w (and by commit at depth 1: %w)", u, err, first)
 	}
 	return r, nil
 }
@@ -292,7 +314,7 @@ func (f *Fetcher) fromGit(ctx context.Context, src stack.Source, u string, cands
 				continue
 			}
 			f.event(Event{Source: src.Name, Transport: stack.TransportGit, Phase: "fetch " + cand})
-			r, err = fetchRemote(ctx, cand, src.Pin.GitCommit)
+			r, err = f.fetchRemote(ctx, cand, src.Pin.GitCommit)
 		} else {
 			if _, serr := os.Stat(cand); serr != nil {
 				continue // a mirror directory without this repository

@@ -34,9 +34,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 
+	"github.com/cairn-build/cairn/internal/nettimeout"
 	"github.com/cairn-build/cairn/pkg/source/debian"
 	"github.com/cairn-build/cairn/pkg/stack"
 	"github.com/cairn-build/cairn/pkg/store"
@@ -119,6 +121,8 @@ type Fetcher struct {
 	superproject string
 	progress     func(Event)
 	client       *http.Client
+	timeouts     nettimeout.Timeouts
+	proxy        func(*http.Request) (*url.URL, error)
 	debian       debian.Config
 	verify       bool
 	maxDownload  int64
@@ -156,8 +160,21 @@ func WithSuperproject(dir string) Option { return func(f *Fetcher) { f.superproj
 // called from the fetching goroutine and must not block for long.
 func WithProgress(fn func(Event)) Option { return func(f *Fetcher) { f.progress = fn } }
 
-// WithHTTPClient sets the client for archive URLs.
+// WithHTTPClient sets the client for archive URLs and git remotes over
+// HTTP, instead of the one made from WithTimeouts and WithProxy.
 func WithHTTPClient(c *http.Client) Option { return func(f *Fetcher) { f.client = c } }
+
+// WithTimeouts bounds every network exchange of the archive and git
+// transports: connect, TLS handshake and first response byte each by t.Net,
+// every pause of a streaming body by t.Stall. Zero fields take
+// nettimeout's defaults; there is no unbounded setting.
+func WithTimeouts(t nettimeout.Timeouts) Option { return func(f *Fetcher) { f.timeouts = t } }
+
+// WithProxy sets how HTTP requests find their proxy (the CLI passes
+// http.ProxyFromEnvironment); the default is none.
+func WithProxy(p func(*http.Request) (*url.URL, error)) Option {
+	return func(f *Fetcher) { f.proxy = p }
+}
 
 // WithDebian configures the Debian transport.
 func WithDebian(c debian.Config) Option { return func(f *Fetcher) { f.debian = c } }
@@ -170,9 +187,12 @@ func WithMaxDownload(n int64) Option { return func(f *Fetcher) { f.maxDownload =
 
 // New returns a Fetcher that delivers into st.
 func New(st *store.Store, opts ...Option) *Fetcher {
-	f := &Fetcher{store: st, client: http.DefaultClient, maxDownload: DefaultMaxDownload}
+	f := &Fetcher{store: st, maxDownload: DefaultMaxDownload}
 	for _, o := range opts {
 		o(f)
+	}
+	if f.client == nil {
+		f.client = nettimeout.Client(&http.Transport{Proxy: f.proxy, ForceAttemptHTTP2: true, MaxIdleConns: 10}, f.timeouts)
 	}
 	return f
 }

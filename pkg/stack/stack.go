@@ -25,8 +25,24 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pelletier/go-toml/v2"
+)
+
+// Bounds of a stack's values, checked when it is read so that nothing out
+// of range reaches a step.
+const (
+	// MaxSourceDateEpoch is the latest time a USTAR header's 11 octal
+	// digits hold (2242-03-16); the rootfs writer keeps every entry USTAR
+	// where it can, and an OCI "created" time of year ≤ 9999 is well past it.
+	MaxSourceDateEpoch = 1<<33 - 1
+	// MaxStage is the last stage: 1 libc, 2 programs, 3 image roots.
+	MaxStage = 3
+	// MaxNameLen bounds every name: stack, source, recipe, image.
+	MaxNameLen = 128
+	// MaxEnvValueLen bounds one declared environment value.
+	MaxEnvValueLen = 32 << 10
 )
 
 // Transport names, in the default order cairn tries them: what is already
@@ -289,8 +305,17 @@ func Parse(file string, data []byte) (*Stack, error) {
 	if err := decodeStrict(file, data, &doc); err != nil {
 		return nil, err
 	}
-	v := &validator{file: file, stackDir: filepath.Dir(file), lines: newLineIndex(data)}
+	v := &validator{file: file, stackDir: filepath.Dir(file), lines: newLineIndex(data), recipeLines: map[string]lineIndex{}}
 	st := &Stack{File: file, Dir: filepath.Dir(file), Name: doc.Name}
+	// Every file the stack names is reached through root, so that a
+	// symlink out of the stack directory is refused rather than followed:
+	// nothing outside it is read, or quoted in an error.
+	root, err := os.OpenRoot(st.Dir)
+	if err != nil {
+		return nil, Errors{{File: file, Msg: fmt.Sprintf("stack directory: %v", err)}}
+	}
+	defer root.Close()
+	v.root = root
 
 	if doc.Name == "" {
 		v.fail(v.lines.key("", 0, "name"), "name", "missing")
@@ -299,8 +324,10 @@ func Parse(file string, data []byte) (*Stack, error) {
 	}
 	if doc.SourceDateEpoch == nil {
 		v.fail(0, "source_date_epoch", "missing: every output's timestamps come from it")
-	} else if *doc.SourceDateEpoch < 0 {
-		v.fail(v.lines.key("", 0, "source_date_epoch"), "source_date_epoch", "must not be negative")
+	} else if e := *doc.SourceDateEpoch; e < 0 || e > MaxSourceDateEpoch {
+		v.fail(v.lines.key("", 0, "source_date_epoch"), "source_date_epoch",
+			fmt.Sprintf("%d: want 0 to %d (%s, the latest time a tar header holds in its 11 octal digits)",
+				e, int64(MaxSourceDateEpoch), time.Unix(MaxSourceDateEpoch, 0).UTC().Format(time.DateOnly)))
 	} else {
 		st.SourceDateEpoch = *doc.SourceDateEpoch
 	}
@@ -313,7 +340,11 @@ func Parse(file string, data []byte) (*Stack, error) {
 	if doc.Seed == nil || doc.Seed.Lock == "" {
 		v.fail(v.lines.table("seed", 0), "seed.lock", "missing")
 	} else {
-		st.Seed.Lock = v.relPath("seed.lock", doc.Seed.Lock, v.lines.key("seed", 0, "lock"), st.Dir)
+		line := v.lines.key("seed", 0, "lock")
+		if st.Seed.Lock = v.relPath("seed.lock", doc.Seed.Lock, line, st.Dir); st.Seed.Lock != "" {
+			// A missing lock is the seed's to report, when a build needs it.
+			v.inside("seed.lock", doc.Seed.Lock, line, false, false)
+		}
 	}
 
 	seen := map[string]bool{}
@@ -331,14 +362,15 @@ func Parse(file string, data []byte) (*Stack, error) {
 		key := fmt.Sprintf("recipes[%d]", i)
 		line := v.lines.key("", 0, "recipes")
 		dir := v.relPath(key, rdir, line, st.Dir)
-		if dir == "" {
+		if dir == "" || !v.inside(key, rdir, line, true, true) {
 			continue
 		}
-		r, err := loadRecipe(dir)
+		r, li, err := loadRecipe(root, rdir, dir)
 		if err != nil {
 			v.errs = append(v.errs, asErrors(err)...)
 			continue
 		}
+		v.recipeLines[r.Name] = li
 		st.Recipes = append(st.Recipes, r)
 	}
 	sort.Slice(st.Recipes, func(i, j int) bool { return st.Recipes[i].Name < st.Recipes[j].Name })
@@ -349,22 +381,18 @@ func Parse(file string, data []byte) (*Stack, error) {
 		img := Image{Name: fi.Name, Recipe: fi.Recipe, Entrypoint: fi.Entrypoint, Cmd: fi.Cmd,
 			User: fi.User, Env: fi.Env, WorkingDir: fi.WorkingDir, Ports: fi.Ports, Line: line}
 		key := fmt.Sprintf("image[%d]", i)
-		if fi.Name != "" {
+		if fi.Name != "" && len(fi.Name) <= MaxNameLen {
 			key = fmt.Sprintf("image[%s]", fi.Name)
 		}
 		if fi.Name == "" {
 			v.fail(line, key+".name", "missing")
 		} else {
-			v.name(key+".name", fi.Name, v.lines.key("image", i, "name"))
+			v.imageName(key+".name", fi.Name, v.lines.key("image", i, "name"))
 		}
 		if st.recipe(fi.Recipe) == nil {
 			v.fail(v.lines.key("image", i, "recipe"), key+".recipe", fmt.Sprintf("no recipe named %q", fi.Recipe))
 		}
-		for _, e := range fi.Env {
-			if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
-				v.fail(v.lines.key("image", i, "env"), key+".env", fmt.Sprintf("%q is not KEY=VALUE", e))
-			}
-		}
+		v.imageConfig(i, key, fi, line)
 		for p, m := range fi.Modes {
 			line := v.lines.key("image.modes", i, p)
 			if !localPath(p) {
@@ -399,6 +427,22 @@ func Parse(file string, data []byte) (*Stack, error) {
 	return st, nil
 }
 
+// ReadFile reads a file the stack names (Seed.Lock, a local patch) through
+// an os.Root on the stack directory, as Load checked it: a symlink put in
+// its place since still cannot lead out of the directory.
+func (st *Stack) ReadFile(p string) ([]byte, error) {
+	rel, err := filepath.Rel(st.Dir, p)
+	if err != nil || !filepath.IsLocal(rel) {
+		return nil, fmt.Errorf("%s: not inside the stack directory %s", p, st.Dir)
+	}
+	root, err := os.OpenRoot(st.Dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	return root.ReadFile(rel)
+}
+
 // Source returns the source called name, or nil.
 func (st *Stack) Source(name string) *Source {
 	for i := range st.Sources {
@@ -431,17 +475,23 @@ func (st *Stack) Image(name string) *Image {
 	return nil
 }
 
-func loadRecipe(dir string) (Recipe, error) {
+// loadRecipe reads the recipe in directory rel of root (dir on disk) and
+// returns it with the line index of its file.
+func loadRecipe(root *os.Root, rel, dir string) (Recipe, lineIndex, error) {
 	file := filepath.Join(dir, "recipe.toml")
-	data, err := os.ReadFile(file)
+	data, err := root.ReadFile(path.Join(rel, "recipe.toml"))
 	if err != nil {
-		return Recipe{}, Errors{{File: file, Msg: err.Error()}}
+		msg := "cannot be read inside the stack directory (a symlink out of it is refused)"
+		if errors.Is(err, fs.ErrNotExist) {
+			msg = "missing"
+		}
+		return Recipe{}, lineIndex{}, Errors{{File: file, Msg: msg}}
 	}
 	var fr fileRecipe
 	if err := decodeStrict(file, data, &fr); err != nil {
-		return Recipe{}, err
+		return Recipe{}, lineIndex{}, err
 	}
-	v := &validator{file: file, lines: newLineIndex(data)}
+	v := &validator{file: file, lines: newLineIndex(data), root: root}
 	r := Recipe{Name: fr.Name, Dir: dir, Stage: fr.Stage, Sources: fr.Sources, Deps: fr.Deps, Script: fr.Script, Env: fr.Env}
 	if fr.Name == "" {
 		v.fail(0, "name", "missing")
@@ -450,28 +500,31 @@ func loadRecipe(dir string) (Recipe, error) {
 	} else {
 		v.name("name", fr.Name, v.lines.key("", 0, "name"))
 	}
-	if fr.Stage < 1 || fr.Stage > 9 {
+	if fr.Stage < 1 || fr.Stage > MaxStage {
 		v.fail(v.lines.key("", 0, "stage"), "stage", fmt.Sprintf("%d: want 1 (libc), 2 (programs) or 3 (image roots)", fr.Stage))
 	}
 	if fr.Script == "" {
 		v.fail(0, "script", "missing")
 	} else if !localName(fr.Script) {
 		v.fail(v.lines.key("", 0, "script"), "script", fmt.Sprintf("%q must be a file inside the recipe's directory", fr.Script))
-	} else if fi, err := os.Lstat(filepath.Join(dir, fr.Script)); err != nil || !fi.Mode().IsRegular() {
+	} else if fi, err := root.Lstat(path.Join(rel, fr.Script)); err != nil || !fi.Mode().IsRegular() {
 		v.fail(v.lines.key("", 0, "script"), "script", fmt.Sprintf("%q: no such regular file in %s", fr.Script, dir))
 	}
 	r.Limits = v.limits(fr.Limits)
-	for k := range fr.Env {
+	for k, val := range fr.Env {
 		if !envKey.MatchString(k) {
 			v.fail(v.lines.key("env", 0, k), "env."+k, "not a valid environment variable name")
 		} else if reservedEnv[k] {
 			v.fail(v.lines.key("env", 0, k), "env."+k, "set by the sandbox; a recipe may not declare it")
 		}
+		if msg := envValueProblem(val); msg != "" {
+			v.fail(v.lines.key("env", 0, k), "env."+k, msg)
+		}
 	}
 	if len(v.errs) > 0 {
-		return Recipe{}, v.errs
+		return Recipe{}, lineIndex{}, v.errs
 	}
-	return r, nil
+	return r, v.lines, nil
 }
 
 // decodeStrict decodes TOML refusing unknown keys, with errors located.
@@ -507,13 +560,16 @@ func asErrors(err error) Errors {
 }
 
 var (
-	nameRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
-	hex40     = regexp.MustCompile(`^[0-9a-f]{40}$`)
-	hex64     = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	treeRE    = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-	debianRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+=[0-9][A-Za-z0-9.+~:-]*$`)
-	envKey    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	knownTran = map[string]bool{TransportStore: true, TransportMirror: true, TransportSubmodule: true,
+	nameRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+	hex40    = regexp.MustCompile(`^[0-9a-f]{40}$`)
+	hex64    = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	treeRE   = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	debianRE = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+=[0-9][A-Za-z0-9.+~:-]*$`)
+	envKey   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	// A repository path component of the OCI distribution spec.
+	ociComponent = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$`)
+	userRE       = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$`)
+	knownTran    = map[string]bool{TransportStore: true, TransportMirror: true, TransportSubmodule: true,
 		TransportGit: true, TransportArchive: true, TransportDebian: true}
 	// The sandbox sets these for every step; letting a recipe set them
 	// would let it opt out of the fixed build environment.
@@ -522,10 +578,12 @@ var (
 )
 
 type validator struct {
-	file     string
-	stackDir string // where the stack's relative paths start
-	lines    lineIndex
-	errs     Errors
+	file        string
+	stackDir    string   // where the stack's relative paths start
+	root        *os.Root // stackDir, through which every named file is reached
+	lines       lineIndex
+	recipeLines map[string]lineIndex // each recipe's file, by recipe name
+	errs        Errors
 }
 
 func (v *validator) fail(line int, key, msg string) {
@@ -533,7 +591,10 @@ func (v *validator) fail(line int, key, msg string) {
 }
 
 func (v *validator) name(key, s string, line int) {
-	if !nameRE.MatchString(s) {
+	switch {
+	case len(s) > MaxNameLen:
+		v.fail(line, key, fmt.Sprintf("%.20q...: %d characters, want at most %d", s, len(s), MaxNameLen))
+	case !nameRE.MatchString(s):
 		v.fail(line, key, fmt.Sprintf("%q: want lowercase letters, digits, '.', '_' or '-', starting with a letter or digit", s))
 	}
 }
@@ -564,7 +625,7 @@ func (v *validator) relPath(key, p string, line int, base string) string {
 func (v *validator) source(i int, f fileSource) Source {
 	line := v.lines.table("source", i)
 	key := fmt.Sprintf("source[%d]", i)
-	if f.Name != "" {
+	if f.Name != "" && len(f.Name) <= MaxNameLen {
 		key = fmt.Sprintf("source[%s]", f.Name)
 	}
 	at := func(k string) int {
@@ -692,7 +753,7 @@ func (v *validator) patches(i int, key string, f fileSource, line int) *Patches 
 	}
 	for j, l := range fp.Local {
 		rel := v.relPath(fmt.Sprintf("%s.local[%d]", key, j), l, at("local"), v.stackDir)
-		if rel == "" {
+		if rel == "" || !v.inside(fmt.Sprintf("%s.local[%d]", key, j), l, at("local"), false, false) {
 			continue
 		}
 		if names[filepath.Base(l)] {
@@ -717,7 +778,9 @@ func (v *validator) patches(i int, key string, f fileSource, line int) *Patches 
 	return p
 }
 
-// crossCheck checks the references between recipes and sources.
+// crossCheck checks the references between recipes and sources, and the
+// stage rule: a recipe depends only on recipes of a lower stage (which
+// also rules out cycles).
 func (v *validator) crossCheck(st *Stack) {
 	for i := 1; i < len(st.Recipes); i++ {
 		if st.Recipes[i].Name == st.Recipes[i-1].Name {
@@ -726,17 +789,132 @@ func (v *validator) crossCheck(st *Stack) {
 	}
 	for _, r := range st.Recipes {
 		rf := filepath.Join(r.Dir, "recipe.toml")
+		li := v.recipeLines[r.Name]
 		for _, s := range r.Sources {
 			if st.Source(s) == nil {
-				v.errs = append(v.errs, &Error{File: rf, Key: "sources", Msg: fmt.Sprintf("no source named %q in %s", s, st.File)})
+				v.errs = append(v.errs, &Error{File: rf, Line: li.key("", 0, "sources"), Key: "sources", Msg: fmt.Sprintf("no source named %q in %s", s, st.File)})
 			}
 		}
 		for _, d := range r.Deps {
-			if st.recipe(d) == nil {
-				v.errs = append(v.errs, &Error{File: rf, Key: "deps", Msg: fmt.Sprintf("no recipe named %q in %s", d, st.File)})
+			dr := st.recipe(d)
+			switch {
+			case dr == nil:
+				v.errs = append(v.errs, &Error{File: rf, Line: li.key("", 0, "deps"), Key: "deps", Msg: fmt.Sprintf("no recipe named %q in %s", d, st.File)})
+			case dr.Stage >= r.Stage:
+				v.errs = append(v.errs, &Error{File: rf, Line: li.key("", 0, "deps"), Key: "deps",
+					Msg: fmt.Sprintf("%q is a stage %d recipe: a stage %d recipe may depend only on recipes of a lower stage", d, dr.Stage, r.Stage)})
 			}
 		}
 	}
+}
+
+// inside checks that rel, a clean relative path, is reached inside the
+// stack directory without leaving it through a symlink, and is a directory
+// (dir) or a regular file. A missing one is an error only when mustExist.
+// It reports whether the path is fine.
+func (v *validator) inside(key, rel string, line int, dir, mustExist bool) bool {
+	what := "regular file"
+	if dir {
+		what = "directory"
+	}
+	fi, err := v.root.Stat(filepath.FromSlash(rel))
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && !mustExist:
+		return true
+	case errors.Is(err, fs.ErrNotExist):
+		v.fail(line, key, fmt.Sprintf("%q: no such %s in the stack directory", rel, what))
+	case err != nil:
+		// The cause is not quoted: it may name where a symlink points.
+		v.fail(line, key, fmt.Sprintf("%q: refused: it leads out of the stack directory (a symlink?) or cannot be read there", rel))
+	case dir != fi.IsDir() || !dir && !fi.Mode().IsRegular():
+		v.fail(line, key, fmt.Sprintf("%q: not a %s", rel, what))
+	default:
+		return true
+	}
+	return false
+}
+
+// imageName checks an image name: a name, and also a repository path
+// component of an OCI reference (cairn/NAME:latest), whose separators may
+// not start, end or double up.
+func (v *validator) imageName(key, s string, line int) {
+	v.name(key, s, line)
+	if len(s) <= MaxNameLen && nameRE.MatchString(s) && !ociComponent.MatchString(s) {
+		v.fail(line, key, fmt.Sprintf("%q: not usable in an image reference: '.', '_' and '-' only between letters or digits (at most \"__\" or a run of '-')", s))
+	}
+}
+
+// imageConfig checks the fields that go into an image's OCI config.
+func (v *validator) imageConfig(i int, key string, fi fileImage, line int) {
+	at := func(k string) int {
+		if l := v.lines.key("image", i, k); l > 0 {
+			return l
+		}
+		return line
+	}
+	seen := map[string]bool{}
+	for _, e := range fi.Env {
+		k, val, ok := strings.Cut(e, "=")
+		switch {
+		case !ok || !envKey.MatchString(k):
+			v.fail(at("env"), key+".env", fmt.Sprintf("%q: want KEY=VALUE with KEY of letters, digits and '_', not starting with a digit", e))
+		case seen[k]:
+			v.fail(at("env"), key+".env", fmt.Sprintf("%s set twice", k))
+		default:
+			if msg := envValueProblem(val); msg != "" {
+				v.fail(at("env"), key+".env", k+": "+msg)
+			}
+		}
+		seen[k] = true
+	}
+	for _, p := range fi.Ports {
+		if !validPort(p) {
+			v.fail(at("ports"), key+".ports", fmt.Sprintf("%q: want PORT or PORT/tcp, PORT/udp, PORT/sctp, with PORT 1 to 65535", p))
+		}
+	}
+	if w := fi.WorkingDir; w != "" && (!strings.HasPrefix(w, "/") || path.Clean(w) != w || strings.ContainsAny(w, "\x00\n\r") || len(w) > 4096) {
+		v.fail(at("working_dir"), key+".working_dir", fmt.Sprintf("%q: want a clean absolute path", w))
+	}
+	if u := fi.User; u != "" && !userRE.MatchString(u) {
+		v.fail(at("user"), key+".user", fmt.Sprintf("%q: want USER, UID, USER:GROUP or UID:GID", u))
+	}
+	for _, f := range []struct {
+		k    string
+		args []string
+	}{{"entrypoint", fi.Entrypoint}, {"cmd", fi.Cmd}} {
+		for _, a := range f.args {
+			if strings.ContainsRune(a, 0) {
+				v.fail(at(f.k), key+"."+f.k, fmt.Sprintf("%q: an argument may not hold a NUL byte", a))
+			}
+		}
+	}
+}
+
+// envValueProblem says what is wrong with an environment value, or "". A
+// NUL cannot be passed to exec; a line break would split the labelled
+// lines that action keys and provenance are made of.
+func envValueProblem(val string) string {
+	switch {
+	case strings.ContainsRune(val, 0):
+		return "the value holds a NUL byte"
+	case strings.ContainsAny(val, "\n\r"):
+		return "the value holds a line break"
+	case len(val) > MaxEnvValueLen:
+		return fmt.Sprintf("the value is %d bytes, want at most %d", len(val), MaxEnvValueLen)
+	}
+	return ""
+}
+
+func validPort(p string) bool {
+	n, proto, ok := strings.Cut(p, "/")
+	if ok && proto != "tcp" && proto != "udp" && proto != "sctp" {
+		return false
+	}
+	if n == "" || n[0] == '0' || len(n) > 5 {
+		return false
+	}
+	v, err := strconv.Atoi(n)
+	return err == nil && v >= 1 && v <= 65535
 }
 
 // parseMode reads an octal mode such as "1777" or "0700" into a FileMode

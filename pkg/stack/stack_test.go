@@ -245,7 +245,8 @@ func TestRecipeLimits(t *testing.T) {
 		{"pids = -3\n", "limits.pids", Limits{}},
 		{"output_size = \"lots\"\n", "limits.output_size", Limits{}},
 	} {
-		dir := filepath.Join(t.TempDir(), "r")
+		top := t.TempDir()
+		dir := filepath.Join(top, "r")
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -256,7 +257,12 @@ func TestRecipeLimits(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "build.sh"), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		r, err := loadRecipe(dir)
+		root, err := os.OpenRoot(top)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _, err := loadRecipe(root, "r", dir)
+		root.Close()
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "recipe.toml:") {
 				t.Errorf("%q: got %v, want an error naming %s with its line", tc.table, err, tc.err)

@@ -30,7 +30,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Config says where the machine's apt configuration is and which suites to
@@ -41,7 +43,14 @@ type Config struct {
 	OSRelease string   // default /etc/os-release, read for VERSION_CODENAME
 	Suites    []string // deb-src suites; default: the codename, then DefaultExtraSuites
 	Env       []string // environment of apt-get; default PATH and LC_ALL=C only
+	// Timeout is apt's Acquire::http(s)::Timeout, which bounds both the
+	// connect and every wait for data; rounded up to whole seconds; 0:
+	// DefaultTimeout. apt's own default is 120 s.
+	Timeout time.Duration
 }
+
+// DefaultTimeout is apt's connect and data timeout when Config gives none.
+const DefaultTimeout = 60 * time.Second
 
 // DefaultExtraSuites are added to the machine's codename when Config.Suites
 // is empty: the default stack pins versions from Debian 13.
@@ -64,6 +73,9 @@ func New(cfg Config, dir string) *Apt {
 	}
 	if cfg.OSRelease == "" {
 		cfg.OSRelease = "/etc/os-release"
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
 	}
 	if cfg.Env == nil {
 		cfg.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
@@ -344,6 +356,7 @@ func (a *Apt) Prepare() error {
 
 func (a *Apt) args(extra ...string) []string {
 	d := a.dir
+	secs := strconv.FormatInt(int64((a.cfg.Timeout+time.Second-1)/time.Second), 10)
 	args := []string{
 		"-o", "Dir::State=" + d,
 		"-o", "Dir::State::Lists=" + filepath.Join(d, "lists"),
@@ -353,6 +366,8 @@ func (a *Apt) args(extra ...string) []string {
 		"-o", "Dir::Etc::SourceParts=" + filepath.Join(d, "sources.list.d"),
 		"-o", "Dir::Etc::Preferences=/dev/null",
 		"-o", "Dir::Etc::PreferencesParts=" + filepath.Join(d, "preferences.d"),
+		"-o", "Acquire::http::Timeout=" + secs,
+		"-o", "Acquire::https::Timeout=" + secs,
 		"-q",
 	}
 	return append(args, extra...)
