@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 
@@ -105,8 +106,9 @@ type Event struct {
 type Result struct {
 	Source    string
 	Transport string
-	Tree      string // the tree digest, "sha256:HEX"
-	Path      string // the tree in the store
+	Tree      string // the digest of the tree recipes see, "sha256:HEX": the patched tree if any
+	Path      string // that tree in the store
+	Pristine  string // the pristine tree's digest when Tree is patched, else ""
 }
 
 // Fetcher delivers sources into a store.
@@ -248,16 +250,32 @@ func Select(st *stack.Stack, names []string) ([]stack.Source, error) {
 	return out, nil
 }
 
-// Fetch delivers one source of st into the store.
+// Fetch delivers one source of st into the store. A source with patches
+// is delivered pristine, then patched (see patched); Result is then the
+// patched tree. A patch that does not apply, or a patched tree that is not
+// its pin, is a *PatchError: no other transport would deliver other bytes.
 func (f *Fetcher) Fetch(ctx context.Context, st *stack.Stack, src stack.Source) (Result, error) {
 	fe := &FetchError{Source: src.Name}
-	for _, t := range f.Order(st, src) {
+	order := f.Order(st, src)
+	if src.Patches != nil && slices.Contains(order, stack.TransportStore) {
+		if p, ok := f.patchedFromStore(ctx, src); ok {
+			return Result{Source: src.Name, Transport: stack.TransportStore, Tree: src.Patches.Tree, Path: p, Pristine: src.Pin.Tree}, nil
+		}
+	}
+	for _, t := range order {
 		if err := ctx.Err(); err != nil {
 			return Result{}, err
 		}
 		p, err := f.try(ctx, st, src, t)
 		if err == nil {
-			return Result{Source: src.Name, Transport: t, Tree: src.Pin.Tree, Path: p}, nil
+			if src.Patches == nil {
+				return Result{Source: src.Name, Transport: t, Tree: src.Pin.Tree, Path: p}, nil
+			}
+			pp, err := f.patched(ctx, st, src, p)
+			if err != nil {
+				return Result{}, err
+			}
+			return Result{Source: src.Name, Transport: t, Tree: src.Patches.Tree, Path: pp, Pristine: src.Pin.Tree}, nil
 		}
 		if ctx.Err() != nil {
 			return Result{}, ctx.Err()
