@@ -45,7 +45,9 @@ func TestKeyChangesWithEachInput(t *testing.T) {
 		{"recipe text", func(s *Step, _ map[string]string) { s.Inputs.Recipe += " " }},
 		{"file digest", func(s *Step, _ map[string]string) { s.Inputs.Files[0].Digest = "sha256:c1" }},
 		{"file name", func(s *Step, _ map[string]string) { s.Inputs.Files[0].Name = "config2" }},
-		{"file added", func(s *Step, _ map[string]string) { s.Inputs.Files = append(s.Inputs.Files, Input{Name: "x", Digest: "sha256:x"}) }},
+		{"file added", func(s *Step, _ map[string]string) {
+			s.Inputs.Files = append(s.Inputs.Files, Input{Name: "x", Digest: "sha256:x"})
+		}},
 		{"source digest", func(s *Step, _ map[string]string) { s.Inputs.Sources[0].Digest = "sha256:b1" }},
 		{"source name", func(s *Step, _ map[string]string) { s.Inputs.Sources[1].Name = "other" }},
 		{"source pristine", func(s *Step, _ map[string]string) { s.Inputs.Sources[0].Pristine = "sha256:c0" }},
