@@ -13,6 +13,10 @@
 // digest matched (store.AddTree). Archives are checked by their sha256
 // before anything is unpacked.
 //
+// A source with patches (stack.Patches) is delivered pristine as above, then
+// patched into a copy whose digest must be Patches.Tree (see patches.go and
+// docs/patches.md); Result is the patched tree.
+//
 // When every transport fails, the error lists each one's failure
 // (*FetchError). Offline, only the store, mirrors and submodules that are
 // already checked out (or populated from a mirror) may deliver; FetchAll
@@ -22,7 +26,9 @@
 //
 //	DIR/NAME               an archive by its file name: the URL's base name,
 //	                       or Debian's NAME_UPSTREAM.orig.tar.{gz,bz2,xz}
-//	DIR/sha256/HEX         an archive by its sha256
+//	DIR/NAME_VERSION.debian.tar.{xz,gz,bz2}
+//	                       a Debian packaging tarball (VERSION without epoch)
+//	DIR/sha256/HEX         an archive or packaging tarball by its sha256
 //	DIR/git/HOST/PATH      a bare git repository for https://HOST/PATH
 //	                       (with or without ".git")
 //
