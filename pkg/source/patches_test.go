@@ -204,3 +204,31 @@ func TestDebianTarNames(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// A packaging tarball whose patch is a symlink (here to another file of
+// the tarball) is refused: a patch is read as a regular file or not at all.
+func TestFetchPatchedSymlinkInTarball(t *testing.T) {
+	f, dir, mirror, _, want := patchedFixture(t)
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	tw.WriteHeader(&tar.Header{Name: "debian/", Typeflag: tar.TypeDir, Mode: 0o755})
+	tw.WriteHeader(&tar.Header{Name: "debian/patches/", Typeflag: tar.TypeDir, Mode: 0o755})
+	series := "01-readme.patch\n"
+	tw.WriteHeader(&tar.Header{Name: "debian/patches/series", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(series))})
+	tw.Write([]byte(series))
+	tw.WriteHeader(&tar.Header{Name: "debian/rules", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(readmePatch))})
+	tw.Write([]byte(readmePatch))
+	tw.WriteHeader(&tar.Header{Name: "debian/patches/01-readme.patch", Typeflag: tar.TypeSymlink, Linkname: "../rules"})
+	tw.Close()
+	zw.Close()
+	sum := sha256.Sum256(buf.Bytes())
+	os.WriteFile(filepath.Join(mirror, "fixture_1.0-1.debian.tar.gz"), buf.Bytes(), 0o644)
+	st := stackOf(t, dir, sourceTOML("fixture", f, patchesTOML(hex.EncodeToString(sum[:]), `["01-readme.patch"]`, want)))
+	s := openStore(t)
+	_, err := New(s, WithMirrors(mirror), WithOffline(true)).Fetch(context.Background(), st, st.Sources[0])
+	var pe *PatchError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "01-readme.patch: not a regular file") {
+		t.Fatalf("got %v, want the symlinked patch refused", err)
+	}
+}
