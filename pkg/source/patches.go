@@ -79,7 +79,7 @@ func (f *Fetcher) patched(ctx context.Context, st *stack.Stack, src stack.Source
 	if err != nil {
 		return "", &PatchError{Source: src.Name, Err: err}
 	}
-	f.event(Event{Source: src.Name, Phase: fmt.Sprintf("apply %d patches", len(ps))})
+	f.event(Event{Source: src.Name, Transport: "patches", Phase: fmt.Sprintf("apply %d", len(ps))})
 	p, err := f.store.AddTree(ctx, src.Patches.Tree, func(dir string) error {
 		if err := copyTree(ctx, pristine, dir); err != nil {
 			return fmt.Errorf("copy of the pristine tree %s: %w", src.Pin.Tree, err)
