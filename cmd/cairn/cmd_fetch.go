@@ -16,7 +16,10 @@ store through the first transport that can: store, mirror, submodule, git,
 archive, debian (the stack's order, or --transports). Whatever delivers it,
 the tree must hash to the source's pin, or the fetch fails naming both
 digests and keeps nothing. Prints, per source, the transport that delivered
-it and its tree digest. With --offline only the store, --mirror directories
+it and its tree digest; for a source with [source.patches], the pristine tree
+then "patched" and the patched tree, which is what recipes see. A patch that
+does not apply fails the fetch naming the source and the patch; a patched tree
+that is not its pin fails naming both digests. With --offline only the store, --mirror directories
 and checked-out submodules are used, and every source not found is listed.
 See docs/sources.md.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -35,6 +38,10 @@ See docs/sources.md.`,
 			res, err := sf.fetchSources(cmd.Context(), cmd, st, s, args)
 			out := cmd.OutOrStdout()
 			for _, r := range res {
+				if r.Pristine != "" {
+					fmt.Fprintf(out, "%-12s %-9s %s patched %s\n", r.Source, r.Transport, r.Pristine, r.Tree)
+					continue
+				}
 				fmt.Fprintf(out, "%-12s %-9s %s\n", r.Source, r.Transport, r.Tree)
 			}
 			return err

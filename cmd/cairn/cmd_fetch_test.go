@@ -189,6 +189,9 @@ func TestMirrorThenOfflineFetch(t *testing.T) {
 	}
 	for _, src := range st.Sources {
 		want := fmt.Sprintf("%-12s %-9s %s", src.Name, "mirror", src.Pin.Tree)
+		if src.Patches != nil {
+			want += " patched " + src.Patches.Tree
+		}
 		if !strings.Contains(out, want) {
 			t.Errorf("fetch --offline printed\n%s\nwant a line %q", out, want)
 		}

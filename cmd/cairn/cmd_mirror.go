@@ -30,7 +30,8 @@ func init() {
 		Long: `mirror writes each source's release archive into DIR twice over: by sha256
 as DIR/sha256/HEX and by file name (the archive URL's base name and, for a
 Debian source, its orig tarball name), taking it from the store or fetching
-it first. A machine with no network can then run
+it first. A source whose patches come from Debian has its pinned packaging
+tarball written the same way: DIR/sha256/HEX and NAME_VERSION.debian.tar.*. A machine with no network can then run
   cairn fetch --offline --mirror DIR
 Files already in DIR with the right content are left as they are.`,
 		Args: cobra.ExactArgs(1),
@@ -56,7 +57,7 @@ Files already in DIR with the right content are left as they are.`,
 			ctx := cmd.Context()
 			var errs []error
 			for _, src := range st.Sources {
-				names, err := mirrorSource(ctx, f, s, src, dir)
+				names, err := mirrorSource(ctx, f, s, st, src, dir)
 				if err != nil {
 					errs = append(errs, fmt.Errorf("source %s: %w", src.Name, err))
 					continue
@@ -78,7 +79,7 @@ Files already in DIR with the right content are left as they are.`,
 }
 
 // mirrorSource writes src's archive into dir and returns the names written.
-func mirrorSource(ctx context.Context, f *source.Fetcher, s *store.Store, src stack.Source, dir string) ([]string, error) {
+func mirrorSource(ctx context.Context, f *source.Fetcher, s *store.Store, st *stack.Stack, src stack.Source, dir string) ([]string, error) {
 	if src.Pin.ArchiveSHA256 == "" {
 		return nil, errors.New("no archive_sha256 pin: only archives are mirrored")
 	}
@@ -108,7 +109,30 @@ func mirrorSource(ctx context.Context, f *source.Fetcher, s *store.Store, src st
 			return nil, err
 		}
 	}
-	return names, nil
+	if src.Patches == nil || src.Patches.DebianTarSHA256 == "" {
+		return names, nil
+	}
+	sum := src.Patches.DebianTarSHA256
+	tar, err := f.DebianTar(ctx, st, src)
+	if err != nil {
+		return nil, err
+	}
+	ext, err := compressionExt(tar)
+	if err != nil {
+		return nil, err
+	}
+	tarNames := []string{filepath.Join("sha256", sum)}
+	for _, n := range source.DebianTarNames(src) {
+		if filepath.Ext(n) == ext {
+			tarNames = append(tarNames, n)
+		}
+	}
+	for _, n := range tarNames {
+		if err := copyChecked(tar, filepath.Join(dir, n), sum); err != nil {
+			return nil, err
+		}
+	}
+	return append(names, tarNames...), nil
 }
 
 func compressionExt(p string) (string, error) {

@@ -187,6 +187,8 @@ func TestEndToEnd(t *testing.T) {
 			t.Error("no ELF binaries found in the images")
 		}
 	})
+
+	t.Run("patched code is what was compiled", func(t *testing.T) { checkPatches(t, bin, repo, filepath.Join(work, "a", "store")) })
 }
 
 // buildStack runs cairn build and returns each image's file digest.

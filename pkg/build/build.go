@@ -134,7 +134,11 @@ func New(cfg Config) (*Builder, error) {
 			if src == nil {
 				return nil, fmt.Errorf("recipe %s: no source %q", r.Name, s)
 			}
-			st.Inputs.Sources = append(st.Inputs.Sources, plan.Input{Name: s, Digest: src.Pin.Tree})
+			in := plan.Input{Name: s, Digest: src.Tree()}
+			if src.Patches != nil {
+				in.Pristine = src.Pin.Tree
+			}
+			st.Inputs.Sources = append(st.Inputs.Sources, in)
 		}
 		steps = append(steps, st)
 	}

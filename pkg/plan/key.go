@@ -18,7 +18,7 @@ const keyVersion = "cairn action key v1"
 type Inputs struct {
 	Recipe     string   // the recipe's text, hashed into the key
 	Files      []Input  // the recipe's configuration files and patches, by name
-	Sources    []Input  // pinned sources by name (tree digests)
+	Sources    []Input  // pinned sources by name (tree digests: patched, with the pristine one beside)
 	Seed       string   // the seed's tree digest
 	Sandbox    string   // the sandbox spec version, e.g. "cairn-sandbox-v1"
 	Env        []string // declared environment, KEY=VALUE
@@ -29,6 +29,10 @@ type Inputs struct {
 type Input struct {
 	Name   string
 	Digest string
+	// Pristine is, for a patched source, the digest of the tree before its
+	// patches (Digest is the patched tree the step sees): both are on the
+	// key line, so that an explanation shows what the patches start from.
+	Pristine string
 }
 
 // Lines returns the labelled lines the action key hashes, one input a line,
@@ -48,6 +52,10 @@ func (s *Step) Lines(deps map[string]string) ([]string, error) {
 		add("file", f.Name, f.Digest)
 	}
 	for _, src := range sortedInputs(in.Sources) {
+		if src.Pristine != "" {
+			add("source", src.Name, src.Digest, "pristine", src.Pristine)
+			continue
+		}
 		add("source", src.Name, src.Digest)
 	}
 	for _, d := range sortedCopy(s.Deps) {

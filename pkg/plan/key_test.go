@@ -12,8 +12,8 @@ func baseStep() Step {
 		Deps: []string{"musl", "linux-headers"},
 		Inputs: Inputs{
 			Recipe:     "make defconfig && make\n",
-			Files:      []Input{{"config", "sha256:c0"}, {"no-tc.patch", "sha256:p0"}},
-			Sources:    []Input{{"busybox", "sha256:b0"}, {"extra", "sha256:e0"}},
+			Files:      []Input{{Name: "config", Digest: "sha256:c0"}, {Name: "no-tc.patch", Digest: "sha256:p0"}},
+			Sources:    []Input{{Name: "busybox", Digest: "sha256:b0"}, {Name: "extra", Digest: "sha256:e0"}},
 			Seed:       "sha256:5eed",
 			Sandbox:    "cairn-sandbox-v1",
 			Env:        []string{"CFLAGS=-O2", "AR=ar"},
@@ -45,9 +45,12 @@ func TestKeyChangesWithEachInput(t *testing.T) {
 		{"recipe text", func(s *Step, _ map[string]string) { s.Inputs.Recipe += " " }},
 		{"file digest", func(s *Step, _ map[string]string) { s.Inputs.Files[0].Digest = "sha256:c1" }},
 		{"file name", func(s *Step, _ map[string]string) { s.Inputs.Files[0].Name = "config2" }},
-		{"file added", func(s *Step, _ map[string]string) { s.Inputs.Files = append(s.Inputs.Files, Input{"x", "sha256:x"}) }},
+		{"file added", func(s *Step, _ map[string]string) {
+			s.Inputs.Files = append(s.Inputs.Files, Input{Name: "x", Digest: "sha256:x"})
+		}},
 		{"source digest", func(s *Step, _ map[string]string) { s.Inputs.Sources[0].Digest = "sha256:b1" }},
 		{"source name", func(s *Step, _ map[string]string) { s.Inputs.Sources[1].Name = "other" }},
+		{"source pristine", func(s *Step, _ map[string]string) { s.Inputs.Sources[0].Pristine = "sha256:c0" }},
 		{"dependency output", func(_ *Step, d map[string]string) { d["musl"] = "sha256:m1" }},
 		{"dependency added", func(s *Step, d map[string]string) { s.Deps = append(s.Deps, "zlib"); d["zlib"] = "sha256:z" }},
 		{"seed", func(s *Step, _ map[string]string) { s.Inputs.Seed = "sha256:5eee" }},
@@ -148,8 +151,8 @@ func TestNewRefusesAmbiguousInputs(t *testing.T) {
 	}{
 		{"env set twice", Inputs{Env: []string{"A=1", "A=2"}}},
 		{"env without =", Inputs{Env: []string{"A"}}},
-		{"source twice", Inputs{Sources: []Input{{"a", "x"}, {"a", "y"}}}},
-		{"file twice", Inputs{Files: []Input{{"p", "x"}, {"p", "x"}}}},
+		{"source twice", Inputs{Sources: []Input{{Name: "a", Digest: "x"}, {Name: "a", Digest: "y"}}}},
+		{"file twice", Inputs{Files: []Input{{Name: "p", Digest: "x"}, {Name: "p", Digest: "x"}}}},
 	}
 	for _, tt := range tests {
 		if _, err := New([]Step{{ID: "s", Inputs: tt.in}}); err == nil {
@@ -159,5 +162,19 @@ func TestNewRefusesAmbiguousInputs(t *testing.T) {
 	var ude *UnknownDepError
 	if _, err := New([]Step{{ID: "s", Deps: []string{"nope"}}}); !errors.As(err, &ude) || ude.Step != "s" || ude.Dep != "nope" {
 		t.Errorf("got %v, want UnknownDepError naming s and nope", err)
+	}
+}
+
+// A patched source's line names both trees: the patched one the step sees
+// and the pristine one its patches start from.
+func TestKeyLinesPatchedSource(t *testing.T) {
+	s := baseStep()
+	s.Inputs.Sources[1].Pristine = "sha256:e1"
+	lines, err := s.Lines(baseDeps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(lines, "source extra sha256:e0 pristine sha256:e1") || !slices.Contains(lines, "source busybox sha256:b0") {
+		t.Errorf("got lines\n%q", lines)
 	}
 }

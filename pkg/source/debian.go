@@ -15,10 +15,20 @@ import (
 	"github.com/cairn-build/cairn/pkg/store"
 )
 
+// What debianDownload picks from the files apt-get source fetched.
+type debianFile int
+
+const (
+	debianOrig debianFile = iota // the orig tarball, by Pin.ArchiveSHA256
+	debianTar                    // the packaging tarball, by Patches.DebianTarSHA256
+)
+
 // debianDownload runs apt-get source for src into a store temp dir and
-// returns the orig tarball whose sha256 is the pin. The caller removes the
+// returns the file of the kind asked for whose sha256 is its pin. The
+// packaging tarball, when src pins one, is kept as a blob whichever was
+// asked for, so that one apt-get run serves both. The caller removes the
 // temp dir with done.
-func (f *Fetcher) debianDownload(ctx context.Context, src stack.Source) (file string, done func(), err error) {
+func (f *Fetcher) debianDownload(ctx context.Context, src stack.Source, kind debianFile) (file string, done func(), err error) {
 	state, err := f.store.StateDir("apt")
 	if err != nil {
 		return "", nil, err
@@ -40,9 +50,18 @@ func (f *Fetcher) debianDownload(ctx context.Context, src stack.Source) (file st
 		done()
 		return "", nil, err
 	}
+	var tarSum string
+	if src.Patches != nil {
+		tarSum = src.Patches.DebianTarSHA256
+	}
+	what, infix, want := "orig tarball", ".orig.tar.", src.Pin.ArchiveSHA256
+	if kind == debianTar {
+		what, infix, want = "packaging tarball", ".debian.tar.", tarSum
+	}
+	var found string
 	var seen []string
 	for _, n := range names {
-		if !strings.Contains(n, ".orig.tar.") || strings.HasSuffix(n, ".asc") {
+		if strings.HasSuffix(n, ".asc") || !strings.Contains(n, ".orig.tar.") && !strings.Contains(n, ".debian.tar.") {
 			continue
 		}
 		p := filepath.Join(tmp, n)
@@ -51,24 +70,44 @@ func (f *Fetcher) debianDownload(ctx context.Context, src stack.Source) (file st
 			done()
 			return "", nil, err
 		}
-		if sum == src.Pin.ArchiveSHA256 {
-			return p, done, nil
+		if tarSum != "" && sum == tarSum && strings.Contains(n, ".debian.tar.") {
+			in, err := os.Open(p)
+			if err != nil {
+				done()
+				return "", nil, err
+			}
+			_, err = f.store.AddBlob(ctx, tarSum, in)
+			in.Close()
+			if err != nil {
+				done()
+				return "", nil, err
+			}
+		}
+		if !strings.Contains(n, infix) {
+			continue
+		}
+		if sum == want && found == "" {
+			found = p
+			continue
 		}
 		seen = append(seen, n+" sha256:"+sum)
 	}
+	if found != "" {
+		return found, done, nil
+	}
 	done()
 	if len(seen) == 0 {
-		return "", nil, fmt.Errorf("%s: no orig tarball among %s", src.Debian, strings.Join(names, ", "))
+		return "", nil, fmt.Errorf("%s: no %s among %s", src.Debian, what, strings.Join(names, ", "))
 	}
-	return "", nil, &store.DigestMismatchError{What: "Debian orig tarball of " + src.Debian,
-		Want: "sha256:" + src.Pin.ArchiveSHA256, Got: strings.Join(seen, ", ")}
+	return "", nil, &store.DigestMismatchError{What: "Debian " + what + " of " + src.Debian,
+		Want: "sha256:" + want, Got: strings.Join(seen, ", ")}
 }
 
 func (f *Fetcher) fromDebian(ctx context.Context, src stack.Source) (string, error) {
 	if p, ok := f.store.Tree(src.Pin.Tree); ok {
 		return p, nil
 	}
-	file, done, err := f.debianDownload(ctx, src)
+	file, done, err := f.debianDownload(ctx, src, debianOrig)
 	if err != nil {
 		return "", err
 	}
@@ -78,7 +117,7 @@ func (f *Fetcher) fromDebian(ctx context.Context, src stack.Source) (string, err
 
 // debianArchive keeps src's Debian orig tarball as a blob.
 func (f *Fetcher) debianArchive(ctx context.Context, src stack.Source) (string, error) {
-	file, done, err := f.debianDownload(ctx, src)
+	file, done, err := f.debianDownload(ctx, src, debianOrig)
 	if err != nil {
 		return "", err
 	}

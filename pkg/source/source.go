@@ -13,6 +13,10 @@
 // digest matched (store.AddTree). Archives are checked by their sha256
 // before anything is unpacked.
 //
+// A source with patches (stack.Patches) is delivered pristine as above, then
+// patched into a copy whose digest must be Patches.Tree (see patches.go and
+// docs/patches.md); Result is the patched tree.
+//
 // When every transport fails, the error lists each one's failure
 // (*FetchError). Offline, only the store, mirrors and submodules that are
 // already checked out (or populated from a mirror) may deliver; FetchAll
@@ -22,7 +26,9 @@
 //
 //	DIR/NAME               an archive by its file name: the URL's base name,
 //	                       or Debian's NAME_UPSTREAM.orig.tar.{gz,bz2,xz}
-//	DIR/sha256/HEX         an archive by its sha256
+//	DIR/NAME_VERSION.debian.tar.{xz,gz,bz2}
+//	                       a Debian packaging tarball (VERSION without epoch)
+//	DIR/sha256/HEX         an archive or packaging tarball by its sha256
 //	DIR/git/HOST/PATH      a bare git repository for https://HOST/PATH
 //	                       (with or without ".git")
 //
@@ -35,6 +41,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 
@@ -107,8 +114,9 @@ type Event struct {
 type Result struct {
 	Source    string
 	Transport string
-	Tree      string // the tree digest, "sha256:HEX"
-	Path      string // the tree in the store
+	Tree      string // the digest of the tree recipes see, "sha256:HEX": the patched tree if any
+	Path      string // that tree in the store
+	Pristine  string // the pristine tree's digest when Tree is patched, else ""
 }
 
 // Fetcher delivers sources into a store.
@@ -268,16 +276,32 @@ func Select(st *stack.Stack, names []string) ([]stack.Source, error) {
 	return out, nil
 }
 
-// Fetch delivers one source of st into the store.
+// Fetch delivers one source of st into the store. A source with patches
+// is delivered pristine, then patched (see patched); Result is then the
+// patched tree. A patch that does not apply, or a patched tree that is not
+// its pin, is a *PatchError: no other transport would deliver other bytes.
 func (f *Fetcher) Fetch(ctx context.Context, st *stack.Stack, src stack.Source) (Result, error) {
 	fe := &FetchError{Source: src.Name}
-	for _, t := range f.Order(st, src) {
+	order := f.Order(st, src)
+	if src.Patches != nil && slices.Contains(order, stack.TransportStore) {
+		if p, ok := f.patchedFromStore(ctx, src); ok {
+			return Result{Source: src.Name, Transport: stack.TransportStore, Tree: src.Patches.Tree, Path: p, Pristine: src.Pin.Tree}, nil
+		}
+	}
+	for _, t := range order {
 		if err := ctx.Err(); err != nil {
 			return Result{}, err
 		}
 		p, err := f.try(ctx, st, src, t)
 		if err == nil {
-			return Result{Source: src.Name, Transport: t, Tree: src.Pin.Tree, Path: p}, nil
+			if src.Patches == nil {
+				return Result{Source: src.Name, Transport: t, Tree: src.Pin.Tree, Path: p}, nil
+			}
+			pp, err := f.patched(ctx, st, src, p)
+			if err != nil {
+				return Result{}, err
+			}
+			return Result{Source: src.Name, Transport: t, Tree: src.Patches.Tree, Path: pp, Pristine: src.Pin.Tree}, nil
 		}
 		if ctx.Err() != nil {
 			return Result{}, ctx.Err()

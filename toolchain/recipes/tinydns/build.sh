@@ -1,10 +1,9 @@
 # tinydns, tinydns-data -> /out/bin, static, stripped.
 # Installed modes must not follow the caller's umask (verify varies it).
 umask 022
+# /src/djbdns is already patched: Debian's security fixes and cairn's own
+# portability patches are the source's [source.patches] (docs/patches.md).
 cp -R /src/djbdns/. .
-for p in /recipe/*.patch; do
-	patch -p1 --no-backup-if-mismatch <"$p"
-done
 
 # conf-* hold the compile and link commands on their first line.
 echo '/deps/musl/bin/musl-gcc -O2 -Wimplicit -Wunused -Wcomment -Wchar-subscripts -Wuninitialized -Wshadow -Wcast-qual -Wcast-align -Wwrite-strings' >conf-cc
