@@ -49,6 +49,10 @@ func fixture(t *testing.T) *Inputs {
 		if err := os.WriteFile(p, []byte(f.body), f.mode); err != nil {
 			t.Fatal(err)
 		}
+		// Whatever the umask: the golden SBOMs pin these bytes.
+		if err := os.Chmod(p, f.mode); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := os.Symlink("hello", filepath.Join(root, "bin/hi")); err != nil {
 		t.Fatal(err)
