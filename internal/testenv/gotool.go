@@ -38,7 +38,7 @@ func GoTool(t testing.TB, pkg, version string) string {
 	defer os.RemoveAll(tmp)
 	start := time.Now()
 	cmd := exec.Command(goBin, "install", pkg+"@"+version)
-	cmd.Env = append(os.Environ(), "GOBIN="+tmp, "GOFLAGS=-trimpath")
+	cmd.Env = append(os.Environ(), "GOBIN="+tmp)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		SkipOrFail(t, "go install "+pkg+"@"+version+": "+err.Error()+"\n"+string(out))
 	}
