@@ -211,6 +211,23 @@ func stackPatches(st *stack.Stack) ([]Patch, error) {
 	return out, nil
 }
 
+// SetPatchSHA256 records the sha256 (hex) of a patch's bytes, which the
+// SBOMs then carry: the build calls it for each Debian patch its fetch
+// unpacked from the packaging tarball. It refuses a patch the stack does
+// not apply to source, and a sum that is not 64 lowercase hex digits.
+func (in *Inputs) SetPatchSHA256(source, name, sum string) error {
+	if !isHex64(sum) {
+		return fmt.Errorf("patch %s of %s: sha256 %q is not 64 lowercase hex digits", name, source, sum)
+	}
+	for i := range in.Patches {
+		if p := &in.Patches[i]; p.Source == source && p.Name == name {
+			p.SHA256 = sum
+			return nil
+		}
+	}
+	return fmt.Errorf("patch %s of %s: the stack applies no such patch", name, source)
+}
+
 // patchesOf returns the patches applied to source, in order.
 func (in *Inputs) patchesOf(source string) []Patch {
 	var out []Patch

@@ -621,3 +621,27 @@ func TestPURL(t *testing.T) {
 		}
 	}
 }
+
+func TestSetPatchSHA256(t *testing.T) {
+	in := fixture(t)
+	sum := strings.Repeat("e", 64)
+	if err := in.SetPatchSHA256("hello", "CVE-2025-0001.patch", sum); err != nil {
+		t.Fatal(err)
+	}
+	data, err := SPDX(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data, []byte("debian/patches/CVE-2025-0001.patch; sha256 "+sum+"; resolves")) {
+		t.Error("the SPDX annotation does not carry the Debian patch's sha256")
+	}
+	for _, tc := range []struct{ source, name, sum, want string }{
+		{"hello", "nope.patch", sum, "applies no such patch"},
+		{"libc", "CVE-2025-0001.patch", sum, "applies no such patch"},
+		{"hello", "CVE-2025-0001.patch", "ABC", "not 64 lowercase hex"},
+	} {
+		if err := in.SetPatchSHA256(tc.source, tc.name, tc.sum); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("SetPatchSHA256(%s, %s, %s): got %v, want %q", tc.source, tc.name, tc.sum, err, tc.want)
+		}
+	}
+}
