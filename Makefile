@@ -5,7 +5,7 @@ BIN := bin/cairn
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_BUILD := -trimpath -ldflags "-X main.version=$(VERSION)"
 
-.PHONY: all build deps test bench e2e fmt vet help clean
+.PHONY: all build deps tools test bench e2e fmt vet help clean
 
 all: build ## the main job: build cairn, then the default stack's images into out/
 	$(BIN) build
@@ -16,10 +16,13 @@ build: deps ## build bin/cairn
 deps: ## install the Debian packages cairn and its tests need
 	@scripts/install-deps.sh
 
-test: deps vet ## run every test (as root the namespace and unpack tests run too)
+tools: ## install the pinned Go tools the tests check outputs with (syft)
+	@scripts/install-test-tools.sh
+
+test: deps tools vet ## run every test (as root the namespace and unpack tests run too)
 	$(GO) test -race -count=1 ./...
 
-e2e: deps ## build the default stack for real, twice, and check the images (minutes)
+e2e: deps tools ## build the default stack for real, twice, and check the images (minutes)
 	CAIRN_E2E=1 $(GO) test -count=1 -timeout 40m -run TestEndToEnd -v ./cmd/cairn
 
 bench: deps ## measure against reference tools in the same run (see docs/bench.md)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -283,6 +284,13 @@ func writeAttestations(ctx context.Context, in *attest.Inputs, img stack.Image, 
 		return err
 	}
 	ai.Recipe, ai.OCIManifest = img.Recipe, w.Manifest
+	// The docker-archive is a subject of the provenance like the tarball.
+	switch sum, err := fileSum(filepath.Join(outDir, img.Name+".docker.tar")); {
+	case err == nil:
+		ai.DockerArchive = "sha256:" + sum
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("image %s: docker-archive: %w", img.Name, err)
+	}
 	in.Image = ai
 	_, err = attest.Write(in, outDir)
 	return err

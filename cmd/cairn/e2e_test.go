@@ -72,6 +72,8 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("SBOMs describe the image and nothing else", func(t *testing.T) { checkSBOMs(t, repo, filepath.Join(work, "a", "out"), first) })
+
 	t.Run("cairn verify reports every output reproducible", func(t *testing.T) {
 		cmd := exec.Command(bin, "verify", "--store", filepath.Join(work, "a", "store"), "--work", filepath.Join(work, "verify"))
 		cmd.Dir = repo

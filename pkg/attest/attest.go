@@ -13,9 +13,12 @@
 // writes in key order). The same inputs give the same bytes, so `cairn
 // verify` can compare them too.
 //
-// An image's sources are those of its recipe and of every recipe it depends
-// on, transitively; the seed's packages are build tools of every image. A
-// resolved dependency is named by kind and name ("source:musl",
+// The SBOMs describe what is in the image and nothing else: the image, its
+// files, and each from-source component (the sources of its recipe and of
+// every recipe it depends on, transitively) under its upstream identity,
+// with the patches applied to it as pedigree. The seed's packages are build
+// tools, not contents: they are named only in the provenance, with the
+// recipes' files and the pins. A resolved dependency is named by kind and name ("source:musl",
 // "seed:dash", "seed-lock", "recipe:musl/build.sh"), which is how Check
 // pairs a statement's dependencies with those re-derived from the stack and
 // names each one that differs, is missing or is extra.
@@ -61,9 +64,31 @@ type Inputs struct {
 	SandboxSpec string // default sandbox.SpecVersion
 	Compressor  string // default rootfs.CompressorID
 
+	// Patches are the patches applied to the stack's sources, in the order
+	// they are applied. Load fills them from the stack definition; the
+	// SHA256 of a Debian patch is known only to the fetch that unpacked
+	// the packaging tarball, which fills it where it can.
+	Patches []Patch
+
 	Targets    []string    // what the build was asked for; empty: everything
 	Image      Image       // the image both documents describe
 	ActionKeys []ActionKey // the steps the image was built by
+}
+
+// Patch origins.
+const (
+	PatchDebian = "debian" // from the Debian source package's debian/patches
+	PatchLocal  = "local"  // a file beside the stack: cairn's own
+)
+
+// Patch is one patch applied to a source, as the SBOMs' pedigree names it.
+type Patch struct {
+	Source   string   // the source it is applied to
+	Name     string   // the series name, or the local file's base name
+	Origin   string   // PatchDebian or PatchLocal
+	Path     string   // PatchLocal: the file, slash-separated, relative to the stack's directory
+	SHA256   string   // hex sha256 of the patch's bytes; "" when not known
+	Resolves []string // CVE or GHSA ids, sorted
 }
 
 // RecipeFile is one file of a recipe's directory.
@@ -83,6 +108,10 @@ type Image struct {
 	DiffID      string // "sha256:…" of the uncompressed tar
 	OCIManifest string // "sha256:…" of the OCI manifest, when one was written
 	Files       []File // from ReadFiles
+
+	// DockerArchive is the "sha256:…" of NAME.docker.tar, when one was
+	// written: a subject of the provenance like the tarball.
+	DockerArchive string
 }
 
 // ActionKey is one step's action key and the output it produced.
@@ -127,7 +156,88 @@ func Load(ctx context.Context, file string) (*Inputs, error) {
 		}
 		in.RecipeFiles = append(in.RecipeFiles, files...)
 	}
+	if in.Patches, err = stackPatches(st); err != nil {
+		return nil, err
+	}
 	return in, nil
+}
+
+// stackPatches lists every source's patches in the order they are
+// applied, with what the stack says of them: the CVEs each resolves and,
+// for a local file, the sha256 of its bytes. A Debian series given as
+// ["*"] has no names here; the patches named in its resolves are listed.
+func stackPatches(st *stack.Stack) ([]Patch, error) {
+	var out []Patch
+	for _, s := range st.Sources {
+		p := s.Patches
+		if p == nil {
+			continue
+		}
+		resolves := func(name string) []string {
+			ids := append([]string(nil), p.Resolves[name]...)
+			sort.Strings(ids)
+			return ids
+		}
+		series := p.Series
+		if len(series) == 1 && series[0] == "*" {
+			series = nil
+			local := map[string]bool{}
+			for _, l := range p.Local {
+				local[filepath.Base(l)] = true
+			}
+			for name := range p.Resolves {
+				if !local[name] {
+					series = append(series, name)
+				}
+			}
+			sort.Strings(series)
+		}
+		for _, name := range series {
+			out = append(out, Patch{Source: s.Name, Name: name, Origin: PatchDebian, Resolves: resolves(name)})
+		}
+		for _, l := range p.Local {
+			data, err := os.ReadFile(l)
+			if err != nil {
+				return nil, fmt.Errorf("source %s: patch: %w", s.Name, err)
+			}
+			rel, err := filepath.Rel(st.Dir, l)
+			if err != nil {
+				return nil, fmt.Errorf("source %s: patch %s: %w", s.Name, l, err)
+			}
+			name := filepath.Base(l)
+			out = append(out, Patch{Source: s.Name, Name: name, Origin: PatchLocal, Path: filepath.ToSlash(rel),
+				SHA256: hexSHA256(data), Resolves: resolves(name)})
+		}
+	}
+	return out, nil
+}
+
+// SetPatchSHA256 records the sha256 (hex) of a patch's bytes, which the
+// SBOMs then carry: the build calls it for each Debian patch its fetch
+// unpacked from the packaging tarball. It refuses a patch the stack does
+// not apply to source, and a sum that is not 64 lowercase hex digits.
+func (in *Inputs) SetPatchSHA256(source, name, sum string) error {
+	if !isHex64(sum) {
+		return fmt.Errorf("patch %s of %s: sha256 %q is not 64 lowercase hex digits", name, source, sum)
+	}
+	for i := range in.Patches {
+		if p := &in.Patches[i]; p.Source == source && p.Name == name {
+			p.SHA256 = sum
+			return nil
+		}
+	}
+	return fmt.Errorf("patch %s of %s: the stack applies no such patch", name, source)
+}
+
+// patchesOf returns the patches applied to source, in order.
+func (in *Inputs) patchesOf(source string) []Patch {
+	var out []Patch
+	for _, p := range in.Patches {
+		if p.Source == source {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // recipeFiles digests a recipe's directory as the build does for its key.
@@ -225,6 +335,13 @@ func (in *Inputs) epoch() int64 {
 		return 0
 	}
 	return in.Stack.SourceDateEpoch
+}
+
+func (in *Inputs) supplier() string {
+	if in.Stack == nil {
+		return ""
+	}
+	return in.Stack.Supplier
 }
 
 func (in *Inputs) stackName() string {

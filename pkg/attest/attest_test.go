@@ -20,6 +20,7 @@ import (
 	"github.com/spdx/tools-golang/spdxlib"
 
 	"github.com/cairn-build/cairn/pkg/rootfs"
+	"github.com/cairn-build/cairn/pkg/stack"
 )
 
 const fixtureStack = "testdata/stack/stack.toml"
@@ -48,6 +49,10 @@ func fixture(t *testing.T) *Inputs {
 		if err := os.WriteFile(p, []byte(f.body), f.mode); err != nil {
 			t.Fatal(err)
 		}
+		// Whatever the umask: the golden SBOMs pin these bytes.
+		if err := os.Chmod(p, f.mode); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := os.Symlink("hello", filepath.Join(root, "bin/hi")); err != nil {
 		t.Fatal(err)
@@ -66,12 +71,14 @@ func fixture(t *testing.T) *Inputs {
 	in.CairnVersion = "v0.0.0-test"
 	in.Targets = []string{"hello"}
 	in.Image = Image{
-		Name:    "hello",
-		Recipe:  "hello-image",
-		Tarball: filepath.Base(res.Path),
-		Digest:  res.Digest,
-		DiffID:  res.DiffID,
-		Files:   files,
+		Name:          "hello",
+		Recipe:        "hello-image",
+		Tarball:       filepath.Base(res.Path),
+		Digest:        res.Digest,
+		DiffID:        res.DiffID,
+		Files:         files,
+		OCIManifest:   "sha256:" + hexSHA256([]byte("manifest")),
+		DockerArchive: "sha256:" + hexSHA256([]byte("docker-archive")),
 	}
 	in.ActionKeys = []ActionKey{
 		{Step: "libc", Key: "sha256:" + strings.Repeat("d", 64), Output: "sha256:" + strings.Repeat("e", 64)},
@@ -108,9 +115,10 @@ func TestSPDXParsesAndNamesEveryComponent(t *testing.T) {
 		t.Errorf("documentNamespace: got %q", doc.DocumentNamespace)
 	}
 
-	type pkg struct{ id, version, license, location, sha256 string }
+	type pkg struct{ id, version, supplier, license, location, file, sha256 string }
 	got := map[string]pkg{}
 	refs := map[string][]string{}
+	notes := map[string][]string{}
 	for _, p := range doc.Packages {
 		sum := ""
 		for _, c := range p.PackageChecksums {
@@ -119,44 +127,67 @@ func TestSPDXParsesAndNamesEveryComponent(t *testing.T) {
 			}
 		}
 		id := string(p.PackageSPDXIdentifier)
-		got[id] = pkg{id, p.PackageVersion, p.PackageLicenseDeclared, p.PackageDownloadLocation, sum}
+		supplier := ""
+		if p.PackageSupplier != nil {
+			supplier = p.PackageSupplier.SupplierType + ": " + p.PackageSupplier.Supplier
+		}
+		got[id] = pkg{id, p.PackageVersion, supplier, p.PackageLicenseDeclared, p.PackageDownloadLocation, p.PackageFileName, sum}
 		for _, r := range p.PackageExternalReferences {
 			refs[id] = append(refs[id], r.RefType+" "+r.Locator)
 		}
+		for _, a := range p.Annotations {
+			notes[id] = append(notes[id], a.AnnotationType+" "+a.Annotator.AnnotatorType+": "+a.Annotator.Annotator+" "+a.AnnotationDate+" "+a.AnnotationComment)
+		}
 	}
+	// The image and what was built from source, under upstream's identity;
+	// no seed package, no Debian purl.
 	want := map[string]pkg{
-		"Image-hello":  {"Image-hello", in.Image.DiffID, "NOASSERTION", "NOASSERTION", hexOf(in.Image.Digest)},
-		"Source-libc":  {"Source-libc", "1.0", "MIT", "https://example.invalid/releases/libc-1.0.tar.gz", strings.Repeat("4", 64)},
-		"Source-hello": {"Source-hello", "2.12", "LicenseRef-public-domain", "NOASSERTION", strings.Repeat("ab", 32)},
-		"Seed-dash":    {"Seed-dash", "0.5.12-2", "NOASSERTION", "NOASSERTION", strings.Repeat("a", 64)},
-		"Seed-gawk":    {"Seed-gawk", "1:5.2.1-2", "NOASSERTION", "NOASSERTION", strings.Repeat("b", 64)},
-		"Seed-gcc-12":  {"Seed-gcc-12", "12.2.0-14+deb12u1", "NOASSERTION", "NOASSERTION", strings.Repeat("c", 64)},
+		"Image-hello":   {"Image-hello", in.Image.DiffID, "Organization: cairn fixture", "NOASSERTION", "NOASSERTION", in.Image.Tarball, hexOf(in.Image.Digest)},
+		"Package-libc":  {"Package-libc", "1.0", "Organization: libc project", "MIT", "https://example.invalid/releases/libc-1.0.tar.gz", "libc-1.0.tar.gz", strings.Repeat("4", 64)},
+		"Package-hello": {"Package-hello", "2.12", "Person: Ann Hello", "LicenseRef-public-domain", "https://example.invalid/hello/hello-2.12.tar.gz", "hello_2.12.orig.tar.gz", strings.Repeat("ab", 32)},
 	}
 	if len(got) != len(want) {
-		t.Errorf("got %d packages, want %d (tool is not in the image and must not be named): %v", len(got), len(want), got)
+		t.Errorf("got %d packages, want %d (tool is not in the image, the seed is no content): %v", len(got), len(want), got)
 	}
 	for id, w := range want {
 		if g := got[id]; g != w {
-			t.Errorf("package %s: got %+v, want %+v", id, g, w)
+			t.Errorf("package %s:\ngot  %+v\nwant %+v", id, g, w)
 		}
 	}
 	for id, w := range map[string][]string{
-		"Source-libc": {
+		"Package-libc": {
+			"purl pkg:generic/libc@1.0?download_url=https://example.invalid/releases/libc-1.0.tar.gz&vcs_url=git%2Bhttps://example.invalid/git/libc%403333333333333333333333333333333333333333",
 			"cairn-tree sha256:" + strings.Repeat("1", 64),
 			"swh swh:1:dir:" + strings.Repeat("2", 40),
 			"swh swh:1:rev:" + strings.Repeat("3", 40),
-			"purl pkg:deb/debian/libc@1.0-1?arch=source",
 		},
-		"Source-hello": {
+		"Package-hello": {
+			"purl pkg:generic/hello@2.12?download_url=https://example.invalid/hello/hello-2.12.tar.gz",
 			"cairn-tree sha256:" + strings.Repeat("5", 64),
+			"cairn-patched-tree sha256:" + strings.Repeat("9a", 32),
 			"swh swh:1:dir:" + strings.Repeat("6", 40),
-			"purl pkg:deb/debian/hello@1%3A2.12-1?arch=source",
 		},
-		"Seed-gawk": {"purl pkg:deb/debian/gawk@1%3A5.2.1-2?arch=amd64"},
 	} {
 		if !reflect.DeepEqual(refs[id], w) {
-			t.Errorf("external refs of %s: got %q, want %q", id, refs[id], w)
+			t.Errorf("external refs of %s:\ngot  %q\nwant %q", id, refs[id], w)
 		}
+	}
+	fixtureSum := fmt.Sprintf("%x", sha256.Sum256([]byte("a patch that is only a fixture\n")))
+	wantNotes := map[string][]string{"Package-hello": {
+		"OTHER Tool: cairn-v0.0.0-test 2023-11-14T22:13:20Z patch-applied CVE-2025-0001.patch; origin debian hello=1:2.12-1 debian/patches/CVE-2025-0001.patch; resolves CVE-2024-9999 CVE-2025-0001",
+		"OTHER Tool: cairn-v0.0.0-test 2023-11-14T22:13:20Z patch-applied 02-manpage.patch; origin debian hello=1:2.12-1 debian/patches/02-manpage.patch",
+		"OTHER Tool: cairn-v0.0.0-test 2023-11-14T22:13:20Z patch-applied 0001-fixture.patch; origin local recipes/hello/0001-fixture.patch; sha256 " + fixtureSum + "; resolves CVE-2023-1234",
+	}}
+	if !reflect.DeepEqual(notes, wantNotes) {
+		t.Errorf("annotations:\ngot  %q\nwant %q", notes, wantNotes)
+	}
+	for _, p := range doc.Packages {
+		if p.PackageSPDXIdentifier == "Package-hello" && !strings.Contains(p.PackageSourceInfo, "3 patches") {
+			t.Errorf("hello sourceInfo %q: want the patches named", p.PackageSourceInfo)
+		}
+	}
+	if bytes.Contains(data, []byte("pkg:deb/")) {
+		t.Error("the image SBOM names a Debian package")
 	}
 	if len(doc.OtherLicenses) != 1 || doc.OtherLicenses[0].LicenseIdentifier != "LicenseRef-public-domain" {
 		t.Errorf("hasExtractedLicensingInfos: got %+v, want LicenseRef-public-domain defined", doc.OtherLicenses)
@@ -200,12 +231,13 @@ func TestSPDXParsesAndNamesEveryComponent(t *testing.T) {
 	for _, r := range doc.Relationships {
 		rels[r.Relationship+" "+string(r.RefA.ElementRefID)+">"+strings.SplitN(string(r.RefB.ElementRefID), "-", 2)[0]]++
 	}
+	if len(rels) != 3 {
+		t.Errorf("relationships: got %v, want only DESCRIBES and CONTAINS", rels)
+	}
 	for k, n := range map[string]int{
-		"DESCRIBES DOCUMENT>Image":          1,
-		"CONTAINS Image-hello>File":         4,
-		"GENERATED_FROM Image-hello>Source": 2,
-		"BUILD_TOOL_OF Seed-dash>Image":     1,
-		"BUILD_TOOL_OF Seed-gcc-12>Image":   1,
+		"DESCRIBES DOCUMENT>Image":     1,
+		"CONTAINS Image-hello>File":    4,
+		"CONTAINS Image-hello>Package": 2,
 	} {
 		if rels[k] != n {
 			t.Errorf("relationships %q: got %d, want %d (all: %v)", k, rels[k], n, rels)
@@ -275,6 +307,7 @@ func TestProvenanceStatement(t *testing.T) {
 		names = append(names, d.Name)
 	}
 	wantNames := []string{
+		"patch:hello/0001-fixture.patch", "patches:hello",
 		"recipe:hello-image/build.sh", "recipe:hello-image/recipe.toml",
 		"recipe:hello/0001-fixture.patch", "recipe:hello/build.sh", "recipe:hello/recipe.toml",
 		"recipe:libc/build.sh", "recipe:libc/recipe.toml",
@@ -284,15 +317,50 @@ func TestProvenanceStatement(t *testing.T) {
 	if !reflect.DeepEqual(names, wantNames) {
 		t.Errorf("resolved dependencies:\ngot  %q\nwant %q", names, wantNames)
 	}
-	libc := def.ResolvedDependencies[len(names)-1]
+	libc := *dep(st, "source:libc")
 	wantLibc := map[string]string{"cairnTree": strings.Repeat("1", 64), "gitTree": strings.Repeat("2", 40),
 		"gitCommit": strings.Repeat("3", 40), "sha256": strings.Repeat("4", 64)}
 	if !reflect.DeepEqual(libc.Digest, wantLibc) {
 		t.Errorf("source:libc digest: got %v, want %v", libc.Digest, wantLibc)
 	}
+	for name, w := range map[string]ResourceDescriptor{
+		"patches:hello": {URI: "pkg:deb/debian/hello@1:2.12-1?arch=source", Digest: map[string]string{"sha256": strings.Repeat("cd", 32)},
+			Annotations: map[string]string{"series": "CVE-2025-0001.patch 02-manpage.patch"}},
+		"source:hello": {Digest: map[string]string{"cairnTree": strings.Repeat("5", 64),
+			"cairnPatchedTree": strings.Repeat("9a", 32), "gitTree": strings.Repeat("6", 40), "sha256": strings.Repeat("ab", 32)},
+			Annotations: map[string]string{"version": "2.12"}},
+		"seed:gawk": {URI: "pkg:deb/debian/gawk@1:5.2.1-2?arch=amd64&distro=debian-12", Digest: map[string]string{"sha256": strings.Repeat("b", 64)}},
+	} {
+		d := *dep(st, name)
+		d.Name = ""
+		if !reflect.DeepEqual(d, w) {
+			t.Errorf("%s:\ngot  %+v\nwant %+v", name, d, w)
+		}
+	}
 	rd := st.Predicate.RunDetails
-	if rd.Builder.ID != BuilderIDStart+"v0.0.0-test" || rd.Metadata.StartedOn != "2023-11-14T22:13:20Z" {
-		t.Errorf("builder %q, startedOn %q", rd.Builder.ID, rd.Metadata.StartedOn)
+	if rd.Builder.ID != BuilderIDStart+"v0.0.0-test" {
+		t.Errorf("builder %q", rd.Builder.ID)
+	}
+	// SLSA's times are when the build ran: a reproducible statement has none.
+	if rd.Metadata.StartedOn != "" || rd.Metadata.FinishedOn != "" || bytes.Contains(data, []byte("startedOn")) || bytes.Contains(data, []byte("finishedOn")) {
+		t.Errorf("startedOn %q, finishedOn %q: want neither", rd.Metadata.StartedOn, rd.Metadata.FinishedOn)
+	}
+	// Every file cairn writes for the image is a subject.
+	spdxBytes, _ := SPDX(in)
+	cdxBytes, _ := CycloneDX(in)
+	var subjects []string
+	for _, sub := range st.Subject {
+		subjects = append(subjects, sub.Name+" "+sub.Digest["sha256"])
+	}
+	wantSubjects := []string{
+		in.Image.Tarball + " " + hexOf(in.Image.Digest),
+		"hello.oci " + hexOf(in.Image.OCIManifest),
+		"hello.docker.tar " + hexOf(in.Image.DockerArchive),
+		"hello.spdx.json " + hexSHA256(spdxBytes),
+		"hello.cdx.json " + hexSHA256(cdxBytes),
+	}
+	if !reflect.DeepEqual(subjects, wantSubjects) {
+		t.Errorf("subjects:\ngot  %q\nwant %q", subjects, wantSubjects)
 	}
 	var steps []string
 	for _, b := range rd.Byproducts {
@@ -344,6 +412,9 @@ func TestCheck(t *testing.T) {
 		{"source archive", func(s *Statement) { dep(s, "source:libc").Digest["sha256"] = zero }, []string{"source:libc/digest.sha256"}},
 		{"git commit dropped", func(s *Statement) { delete(dep(s, "source:libc").Digest, "gitCommit") }, []string{"source:libc/digest.gitCommit"}},
 		{"seed package", func(s *Statement) { dep(s, "seed:dash").Digest["sha256"] = zero }, []string{"seed:dash/digest.sha256"}},
+		{"debian patches", func(s *Statement) { dep(s, "patches:hello").Digest["sha256"] = zero }, []string{"patches:hello/digest.sha256"}},
+		{"local patch", func(s *Statement) { dep(s, "patch:hello/0001-fixture.patch").Digest["sha256"] = zero }, []string{"patch:hello/0001-fixture.patch/digest.sha256"}},
+		{"patched tree", func(s *Statement) { dep(s, "source:hello").Digest["cairnPatchedTree"] = zero }, []string{"source:hello/digest.cairnPatchedTree"}},
 		{"seed lock", func(s *Statement) { dep(s, "seed-lock").Digest["sha256"] = zero }, []string{"seed-lock/digest.sha256"}},
 		{"recipe file", func(s *Statement) { dep(s, "recipe:hello/build.sh").Digest["sha256"] = zero }, []string{"recipe:hello/build.sh/digest.sha256"}},
 		{"recipe mode", func(s *Statement) { dep(s, "recipe:hello/build.sh").Annotations["mode"] = "0644" }, []string{"recipe:hello/build.sh/annotations.mode"}},
@@ -354,7 +425,7 @@ func TestCheck(t *testing.T) {
 		{"dependency removed", func(s *Statement) {
 			d := &s.Predicate.BuildDefinition.ResolvedDependencies
 			*d = (*d)[1:]
-		}, []string{"recipe:hello-image/build.sh/"}},
+		}, []string{"patch:hello/0001-fixture.patch/"}},
 		{"dependency added", func(s *Statement) {
 			d := &s.Predicate.BuildDefinition.ResolvedDependencies
 			*d = append(*d, ResourceDescriptor{Name: "source:tool", Digest: map[string]string{"cairnTree": zero}})
@@ -362,7 +433,7 @@ func TestCheck(t *testing.T) {
 		{"dependency twice", func(s *Statement) {
 			d := &s.Predicate.BuildDefinition.ResolvedDependencies
 			*d = append(*d, (*d)[0])
-		}, []string{"recipe:hello-image/build.sh/name"}},
+		}, []string{"patch:hello/0001-fixture.patch/name"}},
 		{"unknown image", func(s *Statement) { s.Predicate.BuildDefinition.ExternalParameters.Image = "nginx" }, []string{"image:nginx/"}},
 		{"several at once", func(s *Statement) {
 			dep(s, "source:hello").Digest["cairnTree"] = zero
@@ -520,13 +591,57 @@ func TestSPDXIDPart(t *testing.T) {
 
 func TestPURL(t *testing.T) {
 	for _, tc := range []struct{ name, version, arch, want string }{
-		{"dash", "0.5.12-2", "amd64", "pkg:deb/debian/dash@0.5.12-2?arch=amd64"},
-		{"gawk", "1:5.2.1-2", "amd64", "pkg:deb/debian/gawk@1%3A5.2.1-2?arch=amd64"},
-		{"gcc-12", "12.2.0-14+deb12u1", "amd64", "pkg:deb/debian/gcc-12@12.2.0-14+deb12u1?arch=amd64"},
-		{"debianutils", "5.7-0.5~deb12u1", "amd64", "pkg:deb/debian/debianutils@5.7-0.5~deb12u1?arch=amd64"},
+		{"dash", "0.5.12-2", "amd64", "pkg:deb/debian/dash@0.5.12-2?arch=amd64&distro=debian-12"},
+		{"gawk", "1:5.2.1-2", "amd64", "pkg:deb/debian/gawk@1:5.2.1-2?arch=amd64&distro=debian-12"},
+		{"gcc-12", "12.2.0-14+deb12u1", "amd64", "pkg:deb/debian/gcc-12@12.2.0-14%2Bdeb12u1?arch=amd64&distro=debian-12"},
+		{"debianutils", "5.7-0.5~deb12u1", "amd64", "pkg:deb/debian/debianutils@5.7-0.5~deb12u1?arch=amd64&distro=debian-12"},
 	} {
 		if got := debPURL(tc.name, tc.version, tc.arch); got != tc.want {
 			t.Errorf("debPURL(%q, %q): got %q, want %q", tc.name, tc.version, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		src  stack.Source
+		want string
+	}{
+		{"archive and git", stack.Source{Name: "musl", Version: "1.2.5", Archives: []string{"https://example.invalid/releases/musl-1.2.5.tar.gz"},
+			Git: "https://example.invalid/git/musl", Pin: stack.Pin{GitCommit: "0784374d561435f7c787a555aeab8ede699ed298"}},
+			"pkg:generic/musl@1.2.5?download_url=https://example.invalid/releases/musl-1.2.5.tar.gz&vcs_url=git%2Bhttps://example.invalid/git/musl%400784374d561435f7c787a555aeab8ede699ed298"},
+		{"archive only", stack.Source{Name: "busybox", Version: "1.37.0", Archives: []string{"https://example.invalid/downloads/busybox-1.37.0.tar.bz2"}},
+			"pkg:generic/busybox@1.37.0?download_url=https://example.invalid/downloads/busybox-1.37.0.tar.bz2"},
+		{"repack: upstream's URL", stack.Source{Name: "djbdns", Version: "1.05", Upstream: "https://example.invalid/djbdns/djbdns-1.05.tar.gz", Debian: "djbdns=1:1.05-15"},
+			"pkg:generic/djbdns@1.05?download_url=https://example.invalid/djbdns/djbdns-1.05.tar.gz"},
+		{"github", stack.Source{Name: "zlib", Version: "1.3.1", Git: "https://github.com/Madler/zlib.git", Pin: stack.Pin{GitCommit: strings.Repeat("1", 40)}},
+			"pkg:github/madler/zlib@1.3.1"},
+		{"file remote is no identity", stack.Source{Name: "x", Version: "1 beta", Git: "file:///srv/x"}, "pkg:generic/x@1%20beta"},
+	} {
+		if got := upstreamPURL(tc.src); got != tc.want {
+			t.Errorf("%s: upstreamPURL:\ngot  %q\nwant %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestSetPatchSHA256(t *testing.T) {
+	in := fixture(t)
+	sum := strings.Repeat("e", 64)
+	if err := in.SetPatchSHA256("hello", "CVE-2025-0001.patch", sum); err != nil {
+		t.Fatal(err)
+	}
+	data, err := SPDX(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data, []byte("debian/patches/CVE-2025-0001.patch; sha256 "+sum+"; resolves")) {
+		t.Error("the SPDX annotation does not carry the Debian patch's sha256")
+	}
+	for _, tc := range []struct{ source, name, sum, want string }{
+		{"hello", "nope.patch", sum, "applies no such patch"},
+		{"libc", "CVE-2025-0001.patch", sum, "applies no such patch"},
+		{"hello", "CVE-2025-0001.patch", "ABC", "not 64 lowercase hex"},
+	} {
+		if err := in.SetPatchSHA256(tc.source, tc.name, tc.sum); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("SetPatchSHA256(%s, %s, %s): got %v, want %q", tc.source, tc.name, tc.sum, err, tc.want)
 		}
 	}
 }

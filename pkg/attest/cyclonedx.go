@@ -5,13 +5,18 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
+
+	"github.com/cairn-build/cairn/pkg/stack"
 )
 
-// CycloneDX returns the image's SBOM as CycloneDX 1.5 JSON: the same
-// components as SPDX (the image, its files, its sources, the seed's
-// packages as excluded build tools), for tools that read only CycloneDX.
+// CycloneDX returns the image's SBOM as CycloneDX 1.5 JSON: the image
+// (metadata.component), its files, and the components built from source
+// under their upstream identity, with the patches applied to each as its
+// pedigree (patches[].resolves names the CVEs). Build tools are not in the
+// image and are not named.
 func CycloneDX(in *Inputs) ([]byte, error) {
 	img := in.Image
 	if img.Name == "" {
@@ -29,11 +34,12 @@ func CycloneDX(in *Inputs) ([]byte, error) {
 			Type: cdx.ComponentTypeApplication, Name: "cairn", Version: versionOr(in.CairnVersion),
 		}}},
 		Component: &cdx.Component{
-			BOMRef:  imageRef,
-			Type:    cdx.ComponentTypeContainer,
-			Name:    img.Name,
-			Version: img.DiffID,
-			Hashes:  &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: hexOf(img.Digest)}},
+			BOMRef:   imageRef,
+			Type:     cdx.ComponentTypeContainer,
+			Supplier: cdxSupplier(in.supplier()),
+			Name:     img.Name,
+			Version:  img.DiffID,
+			Hashes:   &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: hexOf(img.Digest)}},
 			Properties: props(
 				"cairn:tarball", img.Tarball,
 				"cairn:diffID", img.DiffID,
@@ -45,13 +51,17 @@ func CycloneDX(in *Inputs) ([]byte, error) {
 	var srcRefs []string
 	for _, s := range sources {
 		c := cdx.Component{
-			BOMRef:      "source:" + s.Name,
+			BOMRef:      "component:" + s.Name,
 			Type:        cdx.ComponentTypeLibrary,
+			Supplier:    cdxSupplier(s.Supplier),
 			Name:        s.Name,
 			Version:     s.Version,
-			Description: "a pinned source",
+			Description: "built from a pinned source in a sandbox; its files are among the image's",
+			PackageURL:  upstreamPURL(s),
 			Properties: props(
+				"cairn:archiveName", archiveName(s),
 				"cairn:tree", s.Pin.Tree,
+				"cairn:patchedTree", patchedTree(s),
 				"cairn:gitTree", s.Pin.GitTree,
 				"cairn:gitCommit", s.Pin.GitCommit,
 			),
@@ -59,12 +69,22 @@ func CycloneDX(in *Inputs) ([]byte, error) {
 		if s.License != "" {
 			c.Licenses = &cdx.Licenses{{Expression: s.License}}
 		}
+		var archiveHashes *[]cdx.Hash
 		if s.Pin.ArchiveSHA256 != "" {
-			c.Hashes = &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: s.Pin.ArchiveSHA256}}
+			archiveHashes = &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: s.Pin.ArchiveSHA256}}
+			c.Hashes = archiveHashes
 		}
 		var refs []cdx.ExternalReference
-		for _, a := range s.Archives {
-			refs = append(refs, cdx.ExternalReference{URL: a, Type: cdx.ERTypeDistribution})
+		for i, a := range s.Archives {
+			r := cdx.ExternalReference{URL: a, Type: cdx.ERTypeDistribution}
+			if i == 0 {
+				r.Hashes, r.Comment = archiveHashes, "the release archive "+archiveName(s)
+			}
+			refs = append(refs, r)
+		}
+		if len(s.Archives) == 0 && s.Upstream != "" {
+			refs = append(refs, cdx.ExternalReference{URL: s.Upstream, Type: cdx.ERTypeDistribution,
+				Comment: "upstream's release; the component's hash is of " + archiveName(s) + ", a repack by the Debian source package " + s.Debian})
 		}
 		if s.Git != "" {
 			refs = append(refs, cdx.ExternalReference{URL: s.Git, Type: cdx.ERTypeVCS})
@@ -72,25 +92,9 @@ func CycloneDX(in *Inputs) ([]byte, error) {
 		if len(refs) > 0 {
 			c.ExternalReferences = &refs
 		}
-		if name, version := s.DebianPackage(); name != "" {
-			c.PackageURL = debPURL(name, version, "source")
-		}
+		c.Pedigree = cdxPedigree(s, in.patchesOf(s.Name))
 		comps = append(comps, c)
 		srcRefs = append(srcRefs, c.BOMRef)
-	}
-	if in.Seed != nil {
-		for _, p := range in.Seed.Packages {
-			comps = append(comps, cdx.Component{
-				BOMRef:     "seed:" + p.Name,
-				Type:       cdx.ComponentTypeApplication,
-				Name:       p.Name,
-				Version:    p.Version,
-				Scope:      cdx.ScopeExcluded,
-				PackageURL: debPURL(p.Name, p.Version, p.Arch),
-				Hashes:     &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: p.SHA256}},
-				Properties: props("cairn:role", "build-tool"),
-			})
-		}
 	}
 	files, err := spdxFiles(img.Files) // the same checks, the same order
 	if err != nil {
@@ -122,6 +126,65 @@ func CycloneDX(in *Inputs) ([]byte, error) {
 	}
 	bom.SerialNumber = "urn:uuid:" + uuidOf(body)
 	return encodeCDX(bom)
+}
+
+// cdxPedigree lists the patches applied to a source, in order. A patch is
+// "unofficial": none is in an upstream release of this version. Its diff
+// url is where the patch is within its origin (debian/patches/NAME of the
+// Debian source package, or the file beside the stack), a relative
+// reference that names without pointing anywhere fetchable.
+func cdxPedigree(s stack.Source, patches []Patch) *cdx.Pedigree {
+	if len(patches) == 0 {
+		return nil
+	}
+	var ps []cdx.Patch
+	var notes []string
+	for _, p := range patches {
+		cp := cdx.Patch{Type: cdx.PatchTypeUnofficial, Diff: &cdx.Diff{URL: p.Path}}
+		if p.Origin == PatchDebian {
+			cp.Diff.URL = "debian/patches/" + p.Name
+		}
+		var issues []cdx.Issue
+		for _, id := range p.Resolves {
+			issues = append(issues, cdx.Issue{
+				Type:        cdx.IssueTypeSecurity,
+				ID:          id,
+				Description: "resolved by the patch " + p.Name,
+				Source:      issueSource(id),
+			})
+		}
+		if len(issues) > 0 {
+			cp.Resolves = &issues
+		}
+		ps = append(ps, cp)
+		notes = append(notes, patchNote(s, p))
+	}
+	return &cdx.Pedigree{Patches: &ps, Notes: strings.Join(notes, "\n")}
+}
+
+// issueSource names the database an id belongs to.
+func issueSource(id string) *cdx.Source {
+	switch {
+	case strings.HasPrefix(id, "CVE-"):
+		return &cdx.Source{Name: "NVD", URL: "https://nvd.nist.gov/vuln/detail/" + id}
+	case strings.HasPrefix(id, "GHSA-"):
+		return &cdx.Source{Name: "GitHub Advisories", URL: "https://github.com/advisories/" + id}
+	}
+	return nil
+}
+
+func cdxSupplier(s string) *cdx.OrganizationalEntity {
+	if s == "" {
+		return nil
+	}
+	return &cdx.OrganizationalEntity{Name: supplierName(s)}
+}
+
+func patchedTree(s stack.Source) string {
+	if s.Patches == nil {
+		return ""
+	}
+	return s.Patches.Tree
 }
 
 func encodeCDX(bom *cdx.BOM) ([]byte, error) {

@@ -28,6 +28,9 @@ func TestCycloneDX(t *testing.T) {
 	if bom.Metadata == nil || bom.Metadata.Timestamp != "2023-11-14T22:13:20Z" || bom.Metadata.Component.Name != "hello" {
 		t.Errorf("metadata: got %+v", bom.Metadata)
 	}
+	if c := bom.Metadata.Component; c.Supplier == nil || c.Supplier.Name != "cairn fixture" {
+		t.Errorf("image supplier: got %+v", c.Supplier)
+	}
 	got := map[string]string{}
 	for _, c := range *bom.Components {
 		var hs []string
@@ -36,19 +39,51 @@ func TestCycloneDX(t *testing.T) {
 				hs = append(hs, string(h.Algorithm)+":"+h.Value[:8])
 			}
 		}
-		got[c.BOMRef] = string(c.Type) + " " + c.Version + " " + string(c.Scope) + " " + c.PackageURL + " " + strings.Join(hs, ",")
+		supplier := ""
+		if c.Supplier != nil {
+			supplier = c.Supplier.Name
+		}
+		got[c.BOMRef] = string(c.Type) + " " + c.Version + " " + supplier + " " + c.PackageURL + " " + strings.Join(hs, ",")
 	}
 	want := map[string]string{
-		"source:libc":  "library 1.0  pkg:deb/debian/libc@1.0-1?arch=source SHA-256:44444444",
-		"source:hello": "library 2.12  pkg:deb/debian/hello@1%3A2.12-1?arch=source SHA-256:abababab",
-		"seed:dash":    "application 0.5.12-2 excluded pkg:deb/debian/dash@0.5.12-2?arch=amd64 SHA-256:aaaaaaaa",
-		"seed:gawk":    "application 1:5.2.1-2 excluded pkg:deb/debian/gawk@1%3A5.2.1-2?arch=amd64 SHA-256:bbbbbbbb",
-		"seed:gcc-12":  "application 12.2.0-14+deb12u1 excluded pkg:deb/debian/gcc-12@12.2.0-14+deb12u1?arch=amd64 SHA-256:cccccccc",
+		"component:libc":  "library 1.0 libc project pkg:generic/libc@1.0?download_url=https://example.invalid/releases/libc-1.0.tar.gz&vcs_url=git%2Bhttps://example.invalid/git/libc%403333333333333333333333333333333333333333 SHA-256:44444444",
+		"component:hello": "library 2.12 Ann Hello pkg:generic/hello@2.12?download_url=https://example.invalid/hello/hello-2.12.tar.gz SHA-256:abababab",
 	}
 	for ref, w := range want {
 		if got[ref] != w {
-			t.Errorf("%s: got %q, want %q", ref, got[ref], w)
+			t.Errorf("%s:\ngot  %q\nwant %q", ref, got[ref], w)
 		}
+	}
+	if bytes.Contains(data, []byte("pkg:deb/")) || bytes.Contains(data, []byte("seed:")) {
+		t.Error("the image BOM names a Debian package or the seed")
+	}
+
+	// The patches applied to hello, in order, with the CVEs they resolve.
+	var patches []string
+	for _, c := range *bom.Components {
+		if c.BOMRef == "component:libc" && c.Pedigree != nil {
+			t.Errorf("libc has no patch; got pedigree %+v", c.Pedigree)
+		}
+		if c.BOMRef != "component:hello" || c.Pedigree == nil || c.Pedigree.Patches == nil {
+			continue
+		}
+		for _, p := range *c.Pedigree.Patches {
+			line := string(p.Type) + " " + p.Diff.URL
+			if p.Resolves != nil {
+				for _, r := range *p.Resolves {
+					line += " " + string(r.Type) + ":" + r.ID + "@" + r.Source.Name
+				}
+			}
+			patches = append(patches, line)
+		}
+	}
+	wantPatches := []string{
+		"unofficial debian/patches/CVE-2025-0001.patch security:CVE-2024-9999@NVD security:CVE-2025-0001@NVD",
+		"unofficial debian/patches/02-manpage.patch",
+		"unofficial recipes/hello/0001-fixture.patch security:CVE-2023-1234@NVD",
+	}
+	if strings.Join(patches, "\n") != strings.Join(wantPatches, "\n") {
+		t.Errorf("hello's pedigree patches:\ngot  %q\nwant %q", patches, wantPatches)
 	}
 	for _, f := range in.Image.Files {
 		w := "file    SHA-1:" + f.SHA1[:8] + ",SHA-256:" + hexOf(f.SHA256)[:8]
@@ -60,7 +95,7 @@ func TestCycloneDX(t *testing.T) {
 		t.Errorf("got %d components, want %d (tool is not in the image)", len(got), n)
 	}
 	deps := *bom.Dependencies
-	if len(deps) != 1 || deps[0].Ref != "image:hello" || strings.Join(*deps[0].Dependencies, " ") != "source:hello source:libc" {
+	if len(deps) != 1 || deps[0].Ref != "image:hello" || strings.Join(*deps[0].Dependencies, " ") != "component:hello component:libc" {
 		t.Errorf("dependencies: got %+v", deps)
 	}
 }

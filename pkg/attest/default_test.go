@@ -6,11 +6,15 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
+	cdx "github.com/CycloneDX/cyclonedx-go"
 	spdxjson "github.com/spdx/tools-golang/json"
 	"github.com/spdx/tools-golang/spdxlib"
+
+	"github.com/cairn-build/cairn/internal/sbomcheck"
 )
 
 // The default stack loads, and each of its images' documents names the
@@ -45,7 +49,8 @@ func TestDefaultStack(t *testing.T) {
 			}
 			var doc struct {
 				Packages []struct {
-					SPDXID string
+					SPDXID   string
+					Supplier string
 				}
 			}
 			if err := json.Unmarshal(data, &doc); err != nil {
@@ -54,22 +59,23 @@ func TestDefaultStack(t *testing.T) {
 			ids := map[string]bool{}
 			for _, p := range doc.Packages {
 				ids[p.SPDXID] = true
+				// Every package has a supplier: an NTIA minimum element.
+				if p.Supplier == "" || p.Supplier == "NOASSERTION" {
+					t.Errorf("%s: package %s has no supplier", filepath.Base(w.SBOM), p.SPDXID)
+				}
 			}
 			_, sources := in.closure()
-			want := []string{"SPDXRef-Source-musl"}
+			want := []string{"SPDXRef-Package-musl"}
 			for _, s := range sources {
-				want = append(want, "SPDXRef-Source-"+spdxIDPart(s.Name))
-			}
-			for _, p := range in.Seed.Packages {
-				want = append(want, "SPDXRef-Seed-"+spdxIDPart(p.Name))
+				want = append(want, "SPDXRef-Package-"+spdxIDPart(s.Name))
 			}
 			for _, id := range want {
 				if !ids[id] {
 					t.Errorf("%s: no package %s", filepath.Base(w.SBOM), id)
 				}
 			}
-			if len(doc.Packages) != 1+len(sources)+len(in.Seed.Packages) {
-				t.Errorf("got %d packages, want %d", len(doc.Packages), 1+len(sources)+len(in.Seed.Packages))
+			if len(doc.Packages) != 1+len(sources) {
+				t.Errorf("got %d packages, want %d: the image and its components", len(doc.Packages), 1+len(sources))
 			}
 			stmt, err := os.ReadFile(w.Provenance)
 			if err != nil {
@@ -84,5 +90,103 @@ func TestDefaultStack(t *testing.T) {
 	left, _ := filepath.Glob(filepath.Join(dir, ".*.tmp"))
 	if len(left) != 0 {
 		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+// The default stack with the Debian security patches the stack pins (names
+// shortened here; the series is the patches helper's to pin): each image's
+// SBOMs pass the pinned schemas and carry, for musl and djbdns, every CVE
+// the stack says a patch resolves, and no Debian purl.
+func TestDefaultStackPatched(t *testing.T) {
+	cdxSchema, spdxSchema := sbomcheck.Schemas(t)
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("../../toolchain")); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "stack.toml")
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patches := func(after, series, resolves string) {
+		t.Helper()
+		block := after + "\n\n[source.patches]\ndebian_tar_sha256 = \"" + strings.Repeat("ab", 32) + "\"\n" +
+			"series = [" + series + "]\ntree = \"sha256:" + strings.Repeat("cd", 32) + "\"\n\n[source.patches.resolves]\n" + resolves
+		edited := bytes.Replace(data, []byte(after), []byte(block), 1)
+		if bytes.Equal(edited, data) {
+			t.Fatalf("stack.toml has no line %q", after)
+		}
+		data = edited
+	}
+	patches(`supplier = "Person: Rich Felker"`,
+		`"CVE-2025-26519-0001.patch", "CVE-2025-26519-0002.patch", "0001-fix-pathological-slowness.patch", "0002-qsort-fix-leonardo-heap.patch"`,
+		`"CVE-2025-26519-0001.patch" = ["CVE-2025-26519"]
+"CVE-2025-26519-0002.patch" = ["CVE-2025-26519"]
+"0001-fix-pathological-slowness.patch" = ["CVE-2026-6042"]
+"0002-qsort-fix-leonardo-heap.patch" = ["CVE-2026-40200"]`)
+	patches(`upstream = "https://cr.yp.to/djbdns/djbdns-1.05.tar.gz"`,
+		`"0002-djbdns-misformats-some-long-response-packets.patch", "0006-Fix-ghost-domain.patch"`,
+		`"0002-djbdns-misformats-some-long-response-packets.patch" = ["CVE-2009-0858"]
+"0006-Fix-ghost-domain.patch" = ["CVE-2012-1191"]`)
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in, err := Load(context.Background(), file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"busybox": "busybox: ; musl: CVE-2025-26519 CVE-2025-26519 CVE-2026-40200 CVE-2026-6042",
+		"tinydns": "djbdns: CVE-2009-0858 CVE-2012-1191; musl: CVE-2025-26519 CVE-2025-26519 CVE-2026-40200 CVE-2026-6042",
+	}
+	for _, img := range in.Stack.Images {
+		in := *in
+		in.Image = Image{Name: img.Name, Recipe: img.Recipe, Digest: "sha256:" + strings.Repeat("0", 64)}
+		spdxData, err := SPDX(&in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cdxData, err := CycloneDX(&in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sbomcheck.ValidateJSON(spdxSchema, spdxData); err != nil {
+			t.Errorf("%s: SPDX 2.3 schema: %v", img.Name, err)
+		}
+		if err := sbomcheck.ValidateJSON(cdxSchema, cdxData); err != nil {
+			t.Errorf("%s: CycloneDX 1.5 schema: %v", img.Name, err)
+		}
+		if bytes.Contains(spdxData, []byte("pkg:deb/")) || bytes.Contains(cdxData, []byte("pkg:deb/")) {
+			t.Errorf("%s: an SBOM names a Debian package", img.Name)
+		}
+		var bom cdx.BOM
+		if err := cdx.NewBOMDecoder(bytes.NewReader(cdxData), cdx.BOMFileFormatJSON).Decode(&bom); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, c := range *bom.Components {
+			if c.Type == cdx.ComponentTypeFile {
+				continue
+			}
+			var ids []string
+			if c.Pedigree != nil {
+				for _, p := range *c.Pedigree.Patches {
+					if p.Resolves != nil {
+						for _, r := range *p.Resolves {
+							ids = append(ids, r.ID)
+						}
+					}
+				}
+			}
+			sort.Strings(ids)
+			got = append(got, c.Name+": "+strings.Join(ids, " "))
+		}
+		if g := strings.Join(got, "; "); g != want[img.Name] {
+			t.Errorf("%s: pedigree:\ngot  %s\nwant %s", img.Name, g, want[img.Name])
+		}
+		// SPDX carries the same, one annotation per patch.
+		if n := bytes.Count(spdxData, []byte(`"comment": "patch-applied `)); n != map[string]int{"busybox": 4, "tinydns": 6}[img.Name] {
+			t.Errorf("%s.spdx.json: %d patch annotations", img.Name, n)
+		}
 	}
 }

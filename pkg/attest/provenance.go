@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // The strings a statement is recognised by. BuildType names cairn's build:
@@ -79,12 +80,13 @@ type Builder struct {
 	Version map[string]string `json:"version,omitempty"`
 }
 
-// Metadata times the run from SOURCE_DATE_EPOCH, not the clock, so that a
-// rebuild writes the same statement.
+// Metadata identifies the run. SLSA's startedOn and finishedOn mean when
+// the build ran; a reproducible statement cannot say that, so cairn leaves
+// them out rather than write the source date into them.
 type Metadata struct {
 	InvocationID string `json:"invocationId"`
-	StartedOn    string `json:"startedOn"`
-	FinishedOn   string `json:"finishedOn"`
+	StartedOn    string `json:"startedOn,omitempty"`
+	FinishedOn   string `json:"finishedOn,omitempty"`
 }
 
 // Provenance returns the image's provenance statement as JSON.
@@ -127,6 +129,35 @@ func NewStatement(in *Inputs) (*Statement, error) {
 			Name:      img.Name + ".oci",
 			Digest:    map[string]string{"sha256": hexOf(img.OCIManifest)},
 			MediaType: "application/vnd.oci.image.manifest.v1+json",
+		})
+	}
+	if img.DockerArchive != "" {
+		if err := checkDigest("image "+img.Name+" docker-archive", img.DockerArchive); err != nil {
+			return nil, fmt.Errorf("provenance: %w", err)
+		}
+		subjects = append(subjects, ResourceDescriptor{
+			Name:      img.Name + ".docker.tar",
+			Digest:    map[string]string{"sha256": hexOf(img.DockerArchive)},
+			MediaType: "application/x-tar",
+		})
+	}
+	// The SBOMs are outputs of the build too, and functions of the same
+	// inputs: their digests are those of the bytes Write writes.
+	for _, sb := range []struct {
+		suffix, mediaType string
+		fn                func(*Inputs) ([]byte, error)
+	}{
+		{".spdx.json", "application/spdx+json", SPDX},
+		{".cdx.json", "application/vnd.cyclonedx+json", CycloneDX},
+	} {
+		data, err := sb.fn(in)
+		if err != nil {
+			return nil, err
+		}
+		subjects = append(subjects, ResourceDescriptor{
+			Name:      img.Name + sb.suffix,
+			Digest:    map[string]string{"sha256": hexSHA256(data)},
+			MediaType: sb.mediaType,
 		})
 	}
 
@@ -183,7 +214,6 @@ func NewStatement(in *Inputs) (*Statement, error) {
 	if err != nil {
 		return nil, err
 	}
-	when := rfc3339(in.epoch())
 	v := versionOr(in.CairnVersion)
 	return &Statement{
 		Type:          StatementType,
@@ -193,7 +223,7 @@ func NewStatement(in *Inputs) (*Statement, error) {
 			BuildDefinition: def,
 			RunDetails: RunDetails{
 				Builder:    Builder{ID: BuilderIDStart + v, Version: map[string]string{"cairn": v}},
-				Metadata:   Metadata{InvocationID: "sha256:" + hexSHA256(idBody), StartedOn: when, FinishedOn: when},
+				Metadata:   Metadata{InvocationID: "sha256:" + hexSHA256(idBody)},
 				Byproducts: byproducts,
 			},
 		},
@@ -201,13 +231,35 @@ func NewStatement(in *Inputs) (*Statement, error) {
 }
 
 // Dependencies returns the resolved dependencies of in's image, sorted by
-// name: its sources, the seed lock and its packages, and its recipes'
-// files.
+// name: its sources and their patches, the seed lock and its packages, and
+// its recipes' files. Only what the stack definition pins is named, so
+// that Check can re-derive every one.
 func Dependencies(in *Inputs) []ResourceDescriptor {
 	recipes, sources := in.closure()
 	var out []ResourceDescriptor
 	for _, s := range sources {
+		if p := s.Patches; p != nil && p.DebianTarSHA256 != "" {
+			name, version := s.DebianPackage()
+			out = append(out, ResourceDescriptor{
+				Name:        "patches:" + s.Name,
+				URI:         "pkg:deb/debian/" + purlEscape(name, "") + "@" + purlEscape(version, ":") + "?arch=source",
+				Digest:      map[string]string{"sha256": p.DebianTarSHA256},
+				Annotations: map[string]string{"series": strings.Join(p.Series, " ")},
+			})
+		}
+		for _, p := range in.patchesOf(s.Name) {
+			if p.Origin == PatchLocal && p.SHA256 != "" {
+				out = append(out, ResourceDescriptor{
+					Name:   "patch:" + s.Name + "/" + p.Name,
+					URI:    p.Path,
+					Digest: map[string]string{"sha256": p.SHA256},
+				})
+			}
+		}
 		d := map[string]string{"cairnTree": hexOf(s.Pin.Tree)}
+		if s.Patches != nil && s.Patches.Tree != "" {
+			d["cairnPatchedTree"] = hexOf(s.Patches.Tree)
+		}
 		if s.Pin.ArchiveSHA256 != "" {
 			d["sha256"] = s.Pin.ArchiveSHA256
 		}

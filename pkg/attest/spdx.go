@@ -37,22 +37,32 @@ type spdxCreationInfo struct {
 }
 
 type spdxPackage struct {
-	Name                  string         `json:"name"`
-	SPDXID                string         `json:"SPDXID"`
-	VersionInfo           string         `json:"versionInfo,omitempty"`
-	PackageFileName       string         `json:"packageFileName,omitempty"`
-	DownloadLocation      string         `json:"downloadLocation"`
-	FilesAnalyzed         bool           `json:"filesAnalyzed"`
-	Checksums             []spdxChecksum `json:"checksums,omitempty"`
-	LicenseConcluded      string         `json:"licenseConcluded"`
-	LicenseDeclared       string         `json:"licenseDeclared"`
-	CopyrightText         string         `json:"copyrightText"`
-	Comment               string         `json:"comment,omitempty"`
-	ExternalRefs          []spdxExtRef   `json:"externalRefs,omitempty"`
-	PrimaryPackagePurpose string         `json:"primaryPackagePurpose,omitempty"`
-	BuiltDate             string         `json:"builtDate,omitempty"`
-	HasFiles              []string       `json:"hasFiles,omitempty"`
-	VerificationCode      *spdxVerifCode `json:"packageVerificationCode,omitempty"`
+	Name                  string           `json:"name"`
+	SPDXID                string           `json:"SPDXID"`
+	VersionInfo           string           `json:"versionInfo,omitempty"`
+	Supplier              string           `json:"supplier,omitempty"`
+	PackageFileName       string           `json:"packageFileName,omitempty"`
+	DownloadLocation      string           `json:"downloadLocation"`
+	FilesAnalyzed         bool             `json:"filesAnalyzed"`
+	Checksums             []spdxChecksum   `json:"checksums,omitempty"`
+	LicenseConcluded      string           `json:"licenseConcluded"`
+	LicenseDeclared       string           `json:"licenseDeclared"`
+	CopyrightText         string           `json:"copyrightText"`
+	SourceInfo            string           `json:"sourceInfo,omitempty"`
+	Comment               string           `json:"comment,omitempty"`
+	ExternalRefs          []spdxExtRef     `json:"externalRefs,omitempty"`
+	Annotations           []spdxAnnotation `json:"annotations,omitempty"`
+	PrimaryPackagePurpose string           `json:"primaryPackagePurpose,omitempty"`
+	BuiltDate             string           `json:"builtDate,omitempty"`
+	HasFiles              []string         `json:"hasFiles,omitempty"`
+	VerificationCode      *spdxVerifCode   `json:"packageVerificationCode,omitempty"`
+}
+
+type spdxAnnotation struct {
+	Date      string `json:"annotationDate"`
+	Type      string `json:"annotationType"`
+	Annotator string `json:"annotator"`
+	Comment   string `json:"comment"`
 }
 
 type spdxVerifCode struct {
@@ -93,8 +103,9 @@ type spdxRelationship struct {
 }
 
 // SPDX returns the image's SBOM as SPDX 2.3 JSON: the image as a package
-// holding its files, the sources it was built from (GENERATED_FROM) and the
-// seed's packages (BUILD_TOOL_OF).
+// holding its files and the components built from source (CONTAINS), each
+// under its upstream identity with the patches applied to it as
+// annotations. Build tools are not in the image and are not named.
 func SPDX(in *Inputs) ([]byte, error) {
 	img := in.Image
 	if img.Name == "" {
@@ -105,6 +116,7 @@ func SPDX(in *Inputs) ([]byte, error) {
 	}
 	created := rfc3339(in.epoch())
 	_, sources := in.closure()
+	tool := "Tool: cairn-" + versionOr(in.CairnVersion)
 
 	imageID := "SPDXRef-Image-" + spdxIDPart(img.Name)
 	doc := spdxDocument{
@@ -114,7 +126,7 @@ func SPDX(in *Inputs) ([]byte, error) {
 		Name:        "cairn-" + in.stackName() + "-" + img.Name,
 		CreationInfo: spdxCreationInfo{
 			Created:  created,
-			Creators: []string{"Tool: cairn-" + versionOr(in.CairnVersion)},
+			Creators: []string{tool},
 		},
 	}
 
@@ -122,6 +134,7 @@ func SPDX(in *Inputs) ([]byte, error) {
 		Name:                  img.Name,
 		SPDXID:                imageID,
 		VersionInfo:           img.DiffID,
+		Supplier:              orNoAssertion(in.supplier()),
 		PackageFileName:       img.Tarball,
 		DownloadLocation:      noAssertion,
 		FilesAnalyzed:         true,
@@ -155,30 +168,11 @@ func SPDX(in *Inputs) ([]byte, error) {
 
 	licenseRefs := map[string]bool{}
 	for _, s := range sources {
-		p := sourcePackage(s)
+		p := componentPackage(s, in.patchesOf(s.Name), tool, created)
 		doc.Packages = append(doc.Packages, p)
-		doc.Relationships = append(doc.Relationships, spdxRelationship{imageID, "GENERATED_FROM", p.SPDXID})
+		doc.Relationships = append(doc.Relationships, spdxRelationship{imageID, "CONTAINS", p.SPDXID})
 		for _, ref := range licenseRefsOf(s.License) {
 			licenseRefs[ref] = true
-		}
-	}
-	if in.Seed != nil {
-		for _, p := range in.Seed.Packages {
-			id := "SPDXRef-Seed-" + spdxIDPart(p.Name)
-			doc.Packages = append(doc.Packages, spdxPackage{
-				Name:             p.Name,
-				SPDXID:           id,
-				VersionInfo:      p.Version,
-				PackageFileName:  baseName(p.Filename),
-				DownloadLocation: noAssertion,
-				Checksums:        []spdxChecksum{{"SHA256", p.SHA256}},
-				LicenseConcluded: noAssertion,
-				LicenseDeclared:  noAssertion,
-				CopyrightText:    noAssertion,
-				ExternalRefs:     []spdxExtRef{{"PACKAGE-MANAGER", "purl", debPURL(p.Name, p.Version, p.Arch), ""}},
-				Comment:          "a package of the seed, the build-time root every step ran on",
-			})
-			doc.Relationships = append(doc.Relationships, spdxRelationship{id, "BUILD_TOOL_OF", imageID})
 		}
 	}
 	refs := make([]string, 0, len(licenseRefs))
@@ -212,46 +206,107 @@ func SPDX(in *Inputs) ([]byte, error) {
 	return marshal(doc)
 }
 
-func sourcePackage(s stack.Source) spdxPackage {
-	lic := s.License
-	if lic == "" {
-		lic = noAssertion
-	}
+// componentPackage is a from-source component of the image under its
+// upstream identity. The patches applied to it are annotations: SPDX 2.3
+// has no pedigree, a PATCH_APPLIED relationship needs each patch as an
+// element of its own (a file needs a SHA1 cairn may not know, a package
+// would be read as one more component of the image by syft), and an
+// annotation is read by SPDX's own tools and carried by converters.
+func componentPackage(s stack.Source, patches []Patch, tool, created string) spdxPackage {
+	lic := orNoAssertion(s.License)
 	p := spdxPackage{
 		Name:             s.Name,
-		SPDXID:           "SPDXRef-Source-" + spdxIDPart(s.Name),
+		SPDXID:           "SPDXRef-Package-" + spdxIDPart(s.Name),
 		VersionInfo:      s.Version,
-		DownloadLocation: noAssertion,
+		Supplier:         orNoAssertion(s.Supplier),
+		PackageFileName:  archiveName(s),
+		DownloadLocation: downloadLocation(s),
 		LicenseConcluded: lic,
 		LicenseDeclared:  lic,
 		CopyrightText:    noAssertion,
-		Comment:          "a pinned source; its identity is the cairn tree digest (externalRefs cairn-tree, docs/digest.md)",
-	}
-	switch {
-	case len(s.Archives) > 0:
-		p.DownloadLocation = s.Archives[0]
-	case s.Git != "":
-		p.DownloadLocation = "git+" + s.Git
-		if s.Pin.GitCommit != "" {
-			p.DownloadLocation += "@" + s.Pin.GitCommit
-		}
+		SourceInfo:       sourceInfo(s, patches),
+		Comment:          "built from a pinned source in a sandbox; its files are among the image's",
 	}
 	if s.Pin.ArchiveSHA256 != "" {
 		p.Checksums = []spdxChecksum{{"SHA256", s.Pin.ArchiveSHA256}}
 	}
-	p.ExternalRefs = append(p.ExternalRefs, spdxExtRef{"OTHER", "cairn-tree", s.Pin.Tree, "cairn tree v1 digest of the source's files"})
+	p.ExternalRefs = append(p.ExternalRefs, spdxExtRef{"PACKAGE-MANAGER", "purl", upstreamPURL(s), "upstream's identity of the source"})
+	p.ExternalRefs = append(p.ExternalRefs, spdxExtRef{"OTHER", "cairn-tree", s.Pin.Tree, "cairn tree v1 digest of the pristine source (docs/digest.md)"})
+	if s.Patches != nil && s.Patches.Tree != "" {
+		p.ExternalRefs = append(p.ExternalRefs, spdxExtRef{"OTHER", "cairn-patched-tree", s.Patches.Tree, "cairn tree v1 digest of the source with its patches applied: what was built"})
+	}
 	// A git tree id is a Software Heritage directory id, and a commit id
 	// a revision id: the persistent identifiers SPDX knows.
 	if s.Pin.GitTree != "" {
-		p.ExternalRefs = append(p.ExternalRefs, spdxExtRef{"PERSISTENT-ID", "swh", "swh:1:dir:" + s.Pin.GitTree, "the git tree of the source's files"})
+		p.ExternalRefs = append(p.ExternalRefs, spdxExtRef{"PERSISTENT-ID", "swh", "swh:1:dir:" + s.Pin.GitTree, "the git tree of the pristine source"})
 	}
 	if s.Pin.GitCommit != "" {
 		p.ExternalRefs = append(p.ExternalRefs, spdxExtRef{"PERSISTENT-ID", "swh", "swh:1:rev:" + s.Pin.GitCommit, "the git commit the source is"})
 	}
-	if name, version := s.DebianPackage(); name != "" {
-		p.ExternalRefs = append(p.ExternalRefs, spdxExtRef{"PACKAGE-MANAGER", "purl", debPURL(name, version, "source"), "the Debian source package that carries the same files"})
+	for _, pt := range patches {
+		p.Annotations = append(p.Annotations, spdxAnnotation{
+			Date:      created,
+			Type:      "OTHER",
+			Annotator: tool,
+			Comment:   patchNote(s, pt),
+		})
 	}
 	return p
+}
+
+// patchNote says what a patch is, where it comes from and what it fixes,
+// in one line a person or a script can read: "patch-applied NAME;
+// origin …; sha256 …; resolves CVE-…".
+func patchNote(s stack.Source, p Patch) string {
+	var b strings.Builder
+	b.WriteString("patch-applied " + p.Name + "; origin ")
+	switch p.Origin {
+	case PatchDebian:
+		b.WriteString("debian " + s.Debian + " debian/patches/" + p.Name)
+	default:
+		b.WriteString("local " + p.Path)
+	}
+	if p.SHA256 != "" {
+		b.WriteString("; sha256 " + p.SHA256)
+	}
+	if len(p.Resolves) > 0 {
+		b.WriteString("; resolves " + strings.Join(p.Resolves, " "))
+	}
+	return b.String()
+}
+
+// sourceInfo says how the component's files came to be.
+func sourceInfo(s stack.Source, patches []Patch) string {
+	var b strings.Builder
+	switch {
+	case len(s.Archives) > 0:
+		b.WriteString("built from upstream's release archive")
+	case s.Upstream != "" && s.Pin.ArchiveSHA256 != "":
+		b.WriteString("built from " + archiveName(s) + ", a repack of upstream's release by the Debian source package " + s.Debian + " (the checksum is of that file)")
+	case s.Git != "":
+		b.WriteString("built from upstream's git repository")
+	default:
+		b.WriteString("built from a pinned tree")
+	}
+	if len(patches) == 0 {
+		b.WriteString(", unpatched")
+		return b.String()
+	}
+	fmt.Fprintf(&b, ", with %d patches applied in order (annotations):", len(patches))
+	for i, p := range patches {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString(" " + p.Name)
+	}
+	return b.String()
+}
+
+func orNoAssertion(s string) string {
+	if s == "" {
+		return noAssertion
+	}
+	return s
 }
 
 // spdxFiles lists the image's files, sorted by path.
@@ -297,25 +352,6 @@ func licenseRefsOf(expr string) []string {
 		}
 	}
 	return out
-}
-
-// debPURL is a Debian package's purl. The version is percent-encoded where
-// purl requires it (an epoch's colon).
-func debPURL(name, version, arch string) string {
-	return "pkg:deb/debian/" + name + "@" + purlEscape(version) + "?arch=" + arch
-}
-
-func purlEscape(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(".-_~+", c) >= 0 {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	return b.String()
 }
 
 // spdxIDPart keeps what an SPDX id may hold: letters, digits, '.' and '-';

@@ -67,6 +67,7 @@ type Stack struct {
 	Dir             string // the directory the definition's relative paths start from
 	Name            string
 	SourceDateEpoch int64
+	Supplier        string // who supplies the images: "Organization: NAME" or "Person: NAME"; "" unsaid
 	Transports      []string
 	Seed            Seed
 	Sources         []Source
@@ -100,7 +101,14 @@ type Source struct {
 	Debian     string   // Debian source package "NAME=VERSION"
 	Transports []string // order of transports for this source; empty: the stack's
 	Patches    *Patches // applied before any recipe sees the tree; nil: none
-	Line       int      // where its table starts, for messages
+	// What the SBOM says of the source besides its pins: who supplies it
+	// ("Organization: NAME" or "Person: NAME"), where upstream releases it
+	// when the archives are not upstream's bytes (a Debian repack), and the
+	// file name ArchiveSHA256 is the checksum of when no archive URL names it.
+	Supplier    string
+	Upstream    string
+	ArchiveName string
+	Line        int // where its table starts, for messages
 }
 
 // Patches is a source's patch series: pinned inputs applied to the pristine
@@ -230,6 +238,7 @@ func (es Errors) Error() string {
 type fileStack struct {
 	Name            string       `toml:"name"`
 	SourceDateEpoch *int64       `toml:"source_date_epoch"`
+	Supplier        string       `toml:"supplier"`
 	Transports      []string     `toml:"transports"`
 	Recipes         []string     `toml:"recipes"`
 	Seed            *fileSeed    `toml:"seed"`
@@ -256,6 +265,9 @@ type fileSource struct {
 	Debian        string       `toml:"debian"`
 	Transports    []string     `toml:"transports"`
 	Patches       *filePatches `toml:"patches"`
+	Supplier      string       `toml:"supplier"`
+	Upstream      string       `toml:"upstream"`
+	ArchiveName   string       `toml:"archive_name"`
 }
 
 type filePatches struct {
@@ -306,7 +318,7 @@ func Parse(file string, data []byte) (*Stack, error) {
 		return nil, err
 	}
 	v := &validator{file: file, stackDir: filepath.Dir(file), lines: newLineIndex(data), recipeLines: map[string]lineIndex{}}
-	st := &Stack{File: file, Dir: filepath.Dir(file), Name: doc.Name}
+	st := &Stack{File: file, Dir: filepath.Dir(file), Name: doc.Name, Supplier: doc.Supplier}
 	// Every file the stack names is reached through root, so that a
 	// symlink out of the stack directory is refused rather than followed:
 	// nothing outside it is read, or quoted in an error.
@@ -316,6 +328,11 @@ func Parse(file string, data []byte) (*Stack, error) {
 	}
 	defer root.Close()
 	v.root = root
+	if doc.Supplier != "" {
+		if err := checkSupplier(doc.Supplier); err != nil {
+			v.fail(v.lines.key("", 0, "supplier"), "supplier", err.Error())
+		}
+	}
 
 	if doc.Name == "" {
 		v.fail(v.lines.key("", 0, "name"), "name", "missing")
@@ -637,6 +654,7 @@ func (v *validator) source(i int, f fileSource) Source {
 	s := Source{Name: f.Name, Version: f.Version, License: f.License, Strip: f.Strip,
 		Submodule: f.Submodule, Git: f.Git, Archives: f.Archives, Debian: f.Debian,
 		Transports: f.Transports, Line: line,
+		Supplier: f.Supplier, Upstream: f.Upstream, ArchiveName: f.ArchiveName,
 		Pin: Pin{Tree: f.Tree, GitTree: f.GitTree, GitCommit: f.GitCommit, ArchiveSHA256: f.ArchiveSHA256}}
 	if f.Name == "" {
 		v.fail(line, key+".name", "missing")
@@ -686,6 +704,24 @@ func (v *validator) source(i int, f fileSource) Source {
 	for _, a := range f.Archives {
 		if err := checkArchiveURL(a); err != nil {
 			v.fail(at("archives"), key+".archives", err.Error())
+		}
+	}
+	if f.Supplier != "" {
+		if err := checkSupplier(f.Supplier); err != nil {
+			v.fail(at("supplier"), key+".supplier", err.Error())
+		}
+	}
+	if f.Upstream != "" {
+		if err := checkArchiveURL(f.Upstream); err != nil || !strings.HasPrefix(f.Upstream, "http") {
+			v.fail(at("upstream"), key+".upstream", fmt.Sprintf("%q: want the https or http URL of upstream's release archive", f.Upstream))
+		}
+	}
+	if f.ArchiveName != "" {
+		switch {
+		case !localName(f.ArchiveName):
+			v.fail(at("archive_name"), key+".archive_name", fmt.Sprintf("%q: want a file name, no directory", f.ArchiveName))
+		case f.ArchiveSHA256 == "":
+			v.fail(at("archive_name"), key+".archive_name", "names the file archive_sha256 is the checksum of, and there is none")
 		}
 	}
 	if len(f.Archives) > 0 && f.ArchiveSHA256 == "" {
@@ -987,6 +1023,17 @@ func checkArchiveURL(u string) error {
 		return fmt.Errorf("%q: the URL names no file", u)
 	}
 	return nil
+}
+
+// checkSupplier wants SPDX's form of a supplier, which CycloneDX's
+// supplier name is taken from.
+func checkSupplier(s string) error {
+	for _, kind := range []string{"Organization: ", "Person: "} {
+		if name, ok := strings.CutPrefix(s, kind); ok && strings.TrimSpace(name) == name && name != "" && !strings.ContainsAny(name, "\n\r") {
+			return nil
+		}
+	}
+	return fmt.Errorf("%q: want \"Organization: NAME\" or \"Person: NAME\"", s)
 }
 
 // CheckGitURL is the URL check the stack applies, for transports that read

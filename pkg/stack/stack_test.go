@@ -103,6 +103,15 @@ func TestLoadGood(t *testing.T) {
 	if img := st.Image("hello"); img == nil || img.Modes["var/tmp"] != 0o777|fs.ModeSticky {
 		t.Errorf("image modes = %+v, want var/tmp sticky 0777", img)
 	}
+	withMeta := strings.Replace(goodStack, "strip = 1", "strip = 1\nsupplier = \"Organization: zlib\"\nupstream = \"https://example.invalid/up/zlib-1.tar.gz\"\narchive_name = \"zlib_1.orig.tar.gz\"", 1)
+	withMeta = strings.Replace(withMeta, "source_date_epoch", "supplier = \"Person: Ann\"\nsource_date_epoch", 1)
+	m, err := Load(writeStack(t, withMeta, goodRecipe))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if z := m.Source("zlib"); m.Supplier != "Person: Ann" || z.Supplier != "Organization: zlib" || z.Upstream != "https://example.invalid/up/zlib-1.tar.gz" || z.ArchiveName != "zlib_1.orig.tar.gz" {
+		t.Errorf("supplier, upstream, archive name: got %q, %+v", m.Supplier, z)
+	}
 	if st.Image("hello") == nil || st.SourceDateEpoch != 1700000000 {
 		t.Errorf("image or epoch missing: %+v", st)
 	}
@@ -135,6 +144,11 @@ func TestLoadErrors(t *testing.T) {
 		{name: "image of unknown recipe", from: "recipe = \"hello\"", to: "recipe = \"nope\"", file: "stack.toml", line: 29, key: "image[hello].recipe", message: "no recipe named \"nope\""},
 		{name: "image mode not octal", from: "\"1777\"", to: "\"rwx\"", file: "stack.toml", line: 34, key: "image[hello].modes.var/tmp", message: "octal mode"},
 		{name: "image mode path leaves", from: "\"var/tmp\" =", to: "\"../tmp\" =", file: "stack.toml", line: 34, key: "image[hello].modes", message: "inside the image"},
+		{name: "supplier without kind", from: "strip = 1", to: "strip = 1\nsupplier = \"zlib authors\"", file: "stack.toml", line: 15, key: "source[zlib].supplier", message: "Organization: NAME"},
+		{name: "stack supplier with a newline", from: "source_date_epoch = 1700000000", to: "source_date_epoch = 1700000000\nsupplier = \"Person: a\\nb\"", file: "stack.toml", line: 3, key: "supplier", message: "Person: NAME"},
+		{name: "upstream not http", from: "strip = 1", to: "strip = 1\nupstream = \"file:///etc/passwd\"", file: "stack.toml", line: 15, key: "source[zlib].upstream", message: "https or http URL"},
+		{name: "archive name with a directory", from: "strip = 1", to: "strip = 1\narchive_name = \"../zlib.tar.gz\"", file: "stack.toml", line: 15, key: "source[zlib].archive_name", message: "no directory"},
+		{name: "archive name without archive", from: "transports = [", to: "archive_name = \"abc.tar.gz\"\ntransports = [", file: "stack.toml", line: 25, key: "source[abc].archive_name", message: "there is none"},
 		{name: "recipe names unknown source", rfrom: "\"abc\"]", rto: "\"xyz\"]", file: "recipe.toml", key: "sources", message: "no source named \"xyz\""},
 		{name: "recipe script outside", rfrom: "build.sh", rto: "../x.sh", file: "recipe.toml", line: 4, key: "script", message: "inside the recipe's directory"},
 		{name: "recipe sets PATH", rfrom: "CFLAGS", rto: "PATH", file: "recipe.toml", line: 7, key: "env.PATH", message: "set by the sandbox"},
