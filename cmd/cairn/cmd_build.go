@@ -21,6 +21,7 @@ import (
 	"github.com/cairn-build/cairn/pkg/plan"
 	"github.com/cairn-build/cairn/pkg/sandbox"
 	"github.com/cairn-build/cairn/pkg/seed"
+	"github.com/cairn-build/cairn/pkg/source"
 	"github.com/cairn-build/cairn/pkg/stack"
 	"github.com/cairn-build/cairn/pkg/store"
 )
@@ -256,6 +257,31 @@ func attestInputs(ctx context.Context, bf *buildFlags, p *prepared, args []strin
 		return nil, err
 	}
 	in.CairnVersion, in.Targets = version, args
+	// The SBOMs name each Debian patch by the sha256 of the bytes applied,
+	// read from the packaging tarball the fetch left in the store.
+	f := source.New(p.store, source.WithOffline(true), source.WithMirrors(bf.mirrors...))
+	for _, src := range p.stack.Sources {
+		if src.Patches == nil || len(src.Patches.Series) == 0 {
+			continue
+		}
+		sums, err := f.PatchSums(ctx, p.stack, src)
+		if err != nil {
+			return nil, err
+		}
+		debianSums := sums[:len(sums)-len(src.Patches.Local)]
+		if len(src.Patches.Series) == 1 && src.Patches.Series[0] == "*" {
+			names := make([]string, len(debianSums))
+			for i, ps := range debianSums {
+				names[i] = ps.Name
+			}
+			in.SetSeries(src.Name, names)
+		}
+		for _, ps := range debianSums {
+			if err := in.SetPatchSHA256(src.Name, ps.Name, ps.SHA256); err != nil {
+				return nil, err
+			}
+		}
+	}
 	for _, s := range p.b.Status() {
 		if s.KeyKnown {
 			in.ActionKeys = append(in.ActionKeys, attest.ActionKey{Step: s.ID, Key: s.Key, Output: s.Output})

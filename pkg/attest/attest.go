@@ -229,6 +229,32 @@ func (in *Inputs) SetPatchSHA256(source, name, sum string) error {
 	return fmt.Errorf("patch %s of %s: the stack applies no such patch", name, source)
 }
 
+// SetSeries replaces the Debian patches listed for source with names, in
+// the order they apply: a series pinned as ["*"] is known by name only once
+// the packaging tarball is read. Each keeps the CVE ids the stack gives it.
+func (in *Inputs) SetSeries(source string, names []string) {
+	resolves := map[string][]string{}
+	var before, local, after []Patch
+	for _, p := range in.Patches {
+		switch {
+		case p.Source == source && p.Origin == PatchDebian:
+			resolves[p.Name] = p.Resolves
+		case p.Source == source:
+			local = append(local, p)
+		case len(local) == 0 && len(resolves) == 0:
+			before = append(before, p)
+		default:
+			after = append(after, p)
+		}
+	}
+	out := append([]Patch(nil), before...)
+	for _, n := range names {
+		out = append(out, Patch{Source: source, Name: n, Origin: PatchDebian, Resolves: resolves[n]})
+	}
+	out = append(append(out, local...), after...)
+	in.Patches = out
+}
+
 // patchesOf returns the patches applied to source, in order.
 func (in *Inputs) patchesOf(source string) []Patch {
 	var out []Patch

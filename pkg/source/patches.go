@@ -2,6 +2,8 @@ package source
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -367,4 +369,30 @@ func copyRootFile(root *os.Root, name, target string, mode os.FileMode) error {
 		return err
 	}
 	return out.Close()
+}
+
+// PatchSum is one patch a source applies and the sha256 (hex) of its bytes.
+type PatchSum struct {
+	Name   string
+	SHA256 string
+}
+
+// PatchSums returns src's patches in the order they apply, each with the
+// sha256 of the bytes that were applied: what an SBOM names. The packaging
+// tarball is read from where the fetch left it (the store, or a mirror):
+// call it after the source was fetched.
+func (f *Fetcher) PatchSums(ctx context.Context, st *stack.Stack, src stack.Source) ([]PatchSum, error) {
+	if src.Patches == nil {
+		return nil, nil
+	}
+	ps, err := f.patchList(ctx, st, src)
+	if err != nil {
+		return nil, &PatchError{Source: src.Name, Err: err}
+	}
+	out := make([]PatchSum, len(ps))
+	for i, p := range ps {
+		sum := sha256.Sum256(p.Data)
+		out[i] = PatchSum{Name: p.Name, SHA256: hex.EncodeToString(sum[:])}
+	}
+	return out, nil
 }
