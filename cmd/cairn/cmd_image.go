@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -66,6 +67,11 @@ Output, one per line: manifest, config, layer and diff_id digests, then the path
 				opts = append(opts, oci.WithoutArchive())
 			}
 			res, err := oci.Write(cmd.Context(), r, out, name, cfg, opts...)
+			var pe *oci.PortError
+			var se *oci.SignalError
+			if errors.As(err, &pe) || errors.As(err, &se) {
+				return withCode(exitUsage, err) // a bad --port or --stop-signal
+			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
