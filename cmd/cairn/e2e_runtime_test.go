@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +48,14 @@ func testRuntime(t *testing.T, out string) {
 
 	t.Run("busybox ls through PATH", func(t *testing.T) {
 		b := rt.bundle(t, out, "busybox")
-		got, err := rt.run(t, b, b.dockerRun("ls", "/"))
+		// The image's own environment only: umoci would add a default
+		// PATH to an image without one, as docker does.
+		p := b.dockerRun("ls", "/")
+		p.Env = append([]string{}, b.cfg.Config.Env...)
+		if !slices.ContainsFunc(p.Env, func(e string) bool { return strings.HasPrefix(e, "PATH=/") }) {
+			t.Errorf("image Env %q sets no PATH", p.Env)
+		}
+		got, err := rt.run(t, b, p)
 		if err != nil || !regexp.MustCompile(`(?m)^bin$`).Match(got) || !regexp.MustCompile(`(?m)^etc$`).Match(got) {
 			t.Errorf("docker run busybox ls /: got %q, %v; want the root's entries", got, err)
 		}
@@ -242,6 +250,7 @@ func (rt *ociRuntime) bundle(t *testing.T, out, name string) *bundle {
 type process struct {
 	Args     []string
 	Terminal bool
+	Env      []string // nil: umoci's, made from the image's
 }
 
 // dockerRun is the process `docker run IMG ARGS...` starts: ARGS replace
@@ -271,6 +280,9 @@ func (b *bundle) writeSpec(t *testing.T, p process) {
 		t.Fatalf("%s bundle: config.json has no process", b.name)
 	}
 	proc["args"], proc["terminal"] = p.Args, p.Terminal
+	if p.Env != nil {
+		proc["env"] = p.Env
+	}
 	proc["capabilities"] = map[string]any{"bounding": dockerCaps, "effective": dockerCaps, "permitted": dockerCaps}
 	data, err := json.Marshal(b.spec)
 	if err != nil {
