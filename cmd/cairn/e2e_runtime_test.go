@@ -327,9 +327,12 @@ func (rt *ociRuntime) runTTY(t *testing.T, b *bundle, p process, input string) (
 	b.writeSpec(t, p)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	runc := strings.Join([]string{rt.runc, "--root", rt.state, "run", "--bundle", b.dir, rt.id(t, b)}, " ")
-	// -e: script exits with the child's status; -q: no banner.
-	cmd := exec.CommandContext(ctx, rt.script, "-q", "-e", "-c", runc, "/dev/null")
+	// -e: script exits with the child's status; -q: no banner. script runs
+	// the command with a shell: the paths go through the environment, not
+	// the command line, so no quoting is needed.
+	cmd := exec.CommandContext(ctx, rt.script, "-q", "-e", "-c",
+		`exec "$RUNC" --root "$RUNC_STATE" run --bundle "$BUNDLE" "$ID"`, "/dev/null")
+	cmd.Env = append(os.Environ(), "RUNC="+rt.runc, "RUNC_STATE="+rt.state, "BUNDLE="+b.dir, "ID="+rt.id(t, b))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
