@@ -3,7 +3,7 @@
 # already there. Idempotent: `make` and `make test` call it every time.
 set -euo pipefail
 
-pkgs=(git ca-certificates xz-utils bzip2 gzip file bubblewrap skopeo umoci docker-registry gcc libc6-dev dnsutils diffoscope-minimal libcap2-bin)
+pkgs=(git ca-certificates xz-utils bzip2 gzip file bubblewrap skopeo umoci docker-registry runc gcc libc6-dev dnsutils diffoscope-minimal libcap2-bin)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -66,6 +67,11 @@ Output, one per line: manifest, config, layer and diff_id digests, then the path
 				opts = append(opts, oci.WithoutArchive())
 			}
 			res, err := oci.Write(cmd.Context(), r, out, name, cfg, opts...)
+			var pe *oci.PortError
+			var se *oci.SignalError
+			if errors.As(err, &pe) || errors.As(err, &se) {
+				return withCode(exitUsage, err) // a bad --port or --stop-signal
+			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
@@ -87,6 +93,7 @@ Output, one per line: manifest, config, layer and diff_id digests, then the path
 	f.StringArrayVar(&cfg.Env, "env", nil, "`KEY=VALUE` of the environment (repeatable, in order)")
 	f.StringVar(&cfg.WorkingDir, "workdir", "", "working `DIR`")
 	f.StringArrayVar(&cfg.Ports, "port", nil, "exposed `PORT[/PROTO]` (repeatable; tcp when no protocol)")
+	f.StringVar(&cfg.StopSignal, "stop-signal", "", "`SIGNAL` a runtime sends to stop the container (SIGTERM when unset)")
 	f.StringVar(&epoch, "epoch", "", "`SECONDS` since 1970 for the config's created time")
 	f.BoolVar(&noArchive, "no-archive", false, "write only the OCI layout")
 	imageCmd.AddCommand(ociCmd)

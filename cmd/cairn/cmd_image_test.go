@@ -47,6 +47,9 @@ func TestImageOCIAndPush(t *testing.T) {
 	if _, _, code := runCairn(t, "image", "oci", res.Path, "--out", out, "--epoch", "yesterday"); code != exitUsage {
 		t.Errorf("bad --epoch: exit %d, want %d", code, exitUsage)
 	}
+	if _, stderr, code := runCairn(t, "image", "oci", res.Path, "--out", out, "--stop-signal", "TERM"); code != exitUsage || !strings.Contains(stderr, `"TERM"`) {
+		t.Errorf("bad --stop-signal: exit %d, want %d naming it\n%s", code, exitUsage, stderr)
+	}
 	if _, _, code := runCairn(t, "push", "--out", out, "nosuch", "127.0.0.1:1/x:y"); code != exitUsage {
 		t.Errorf("push of a missing layout: exit %d, want %d", code, exitUsage)
 	}

@@ -164,6 +164,8 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("images run under runc", func(t *testing.T) { testRuntime(t, filepath.Join(work, "a", "out")) })
+
 	t.Run("every binary is static", func(t *testing.T) {
 		n := 0
 		for name, root := range roots {

@@ -20,6 +20,7 @@ type runConfig struct {
 	Entrypoint   []string            `json:"Entrypoint,omitempty"`
 	Cmd          []string            `json:"Cmd,omitempty"`
 	WorkingDir   string              `json:"WorkingDir,omitempty"`
+	StopSignal   string              `json:"StopSignal,omitempty"`
 }
 
 type rootFS struct {

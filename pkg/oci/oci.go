@@ -57,6 +57,7 @@ import (
 	gcrname "github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/cairn-build/cairn/internal/ctxio"
+	"github.com/cairn-build/cairn/pkg/stack"
 )
 
 // Media types, set explicitly on every descriptor.
@@ -86,6 +87,7 @@ type Config struct {
 	Env        []string // KEY=VALUE, in the order given
 	WorkingDir string
 	Ports      []string // "80", "80/tcp", "53/udp"; a bare number is tcp
+	StopSignal string   // "SIGTERM", what `docker stop` sends first; "": the runtime's default (SIGTERM)
 	Epoch      int64    // SOURCE_DATE_EPOCH, seconds: `created` of the config and history
 }
 
@@ -139,6 +141,13 @@ func (e *PortError) Error() string {
 	return fmt.Sprintf("port %q: want NUMBER or NUMBER/PROTO (tcp, udp, sctp)", e.Port)
 }
 
+// SignalError is a stop signal that is not a signal name such as SIGTERM.
+type SignalError struct{ Signal string }
+
+func (e *SignalError) Error() string {
+	return fmt.Sprintf("stop signal %q: want a signal name such as SIGTERM or SIGRTMIN+3", e.Signal)
+}
+
 // Write reads the uncompressed rootfs tar from r and writes DIR/NAME.oci and
 // DIR/NAME.docker.tar, replacing earlier ones. The tar is streamed once: into
 // the gzip layer blob and, for the docker-archive, into a temporary copy.
@@ -153,6 +162,9 @@ func Write(ctx context.Context, r io.Reader, dir, name string, cfg Config, opts 
 	ports, err := exposed(cfg.Ports)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", name, err)
+	}
+	if cfg.StopSignal != "" && !stack.StopSignalOK(cfg.StopSignal) {
+		return nil, fmt.Errorf("image %s: %w", name, &SignalError{Signal: cfg.StopSignal})
 	}
 	res := &Result{
 		Layout: filepath.Join(dir, name+".oci"),
@@ -249,6 +261,7 @@ func write(ctx context.Context, r io.Reader, stage string, res *Result, cfg Conf
 			Entrypoint:   cfg.Entrypoint,
 			Cmd:          cfg.Cmd,
 			WorkingDir:   cfg.WorkingDir,
+			StopSignal:   cfg.StopSignal,
 		},
 		RootFS:  rootFS{Type: "layers", DiffIDs: []string{res.DiffID}},
 		History: []history{{Created: created, CreatedBy: CreatedBy}},

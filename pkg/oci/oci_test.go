@@ -35,6 +35,7 @@ var fixtureConfig = Config{
 	Env:        []string{"PATH=/bin", "LANG=C.UTF-8"},
 	WorkingDir: "/home",
 	Ports:      []string{"8080", "53/udp"},
+	StopSignal: "SIGQUIT",
 	Epoch:      epoch,
 }
 
@@ -217,7 +218,7 @@ func TestConfigJSON(t *testing.T) {
 	}
 	want := `{"created":"2023-11-14T22:13:20Z","architecture":"amd64","os":"linux",` +
 		`"config":{"User":"1000:1000","ExposedPorts":{"53/udp":{},"8080/tcp":{}},"Env":["PATH=/bin","LANG=C.UTF-8"],` +
-		`"Entrypoint":["/bin/sh","-c"],"Cmd":["echo hello"],"WorkingDir":"/home"},` +
+		`"Entrypoint":["/bin/sh","-c"],"Cmd":["echo hello"],"WorkingDir":"/home","StopSignal":"SIGQUIT"},` +
 		`"rootfs":{"type":"layers","diff_ids":["` + res.DiffID + `"]},` +
 		`"history":[{"created":"2023-11-14T22:13:20Z","created_by":"cairn build"}]}`
 	if string(data) != want {
@@ -277,6 +278,8 @@ func TestErrorsLeaveNothing(t *testing.T) {
 		{"bad port", context.Background(), bytes.NewReader(fixtureTar(t)), "x", Config{Ports: []string{"80/icmp"}}, new(*PortError)},
 		{"port zero", context.Background(), bytes.NewReader(fixtureTar(t)), "x", Config{Ports: []string{"0"}}, new(*PortError)},
 		{"port range", context.Background(), bytes.NewReader(fixtureTar(t)), "x", Config{Ports: []string{"70000"}}, new(*PortError)},
+		{"stop signal a number", context.Background(), bytes.NewReader(fixtureTar(t)), "x", Config{StopSignal: "15"}, new(*SignalError)},
+		{"stop signal bare", context.Background(), bytes.NewReader(fixtureTar(t)), "x", Config{StopSignal: "TERM"}, new(*SignalError)},
 		{"slash name", context.Background(), bytes.NewReader(fixtureTar(t)), "a/b", Config{}, nil},
 		{"dot name", context.Background(), bytes.NewReader(fixtureTar(t)), ".x", Config{}, nil},
 	} {
@@ -294,6 +297,10 @@ func TestErrorsLeaveNothing(t *testing.T) {
 			case **PortError:
 				if !errors.As(err, w) {
 					t.Errorf("got %v, want a *PortError", err)
+				}
+			case **SignalError:
+				if !errors.As(err, w) {
+					t.Errorf("got %v, want a *SignalError", err)
 				}
 			}
 			if ents, _ := os.ReadDir(dir); len(ents) != 0 {
@@ -366,11 +373,15 @@ func TestSkopeoUmoci(t *testing.T) {
 		t.Errorf("skopeo inspect oci: got %+v, want digest %s layer %s", insp, res.Manifest, res.Layer)
 	}
 	var cfg struct {
-		Config struct{ Entrypoint, Cmd []string }
+		Config struct {
+			Entrypoint, Cmd, Env []string
+			StopSignal           string
+		}
 	}
 	run(t, &cfg, skopeo, "inspect", "--config", "oci:"+res.Layout+":latest")
-	if fmt.Sprint(cfg.Config.Entrypoint, cfg.Config.Cmd) != fmt.Sprint(fixtureConfig.Entrypoint, fixtureConfig.Cmd) {
-		t.Errorf("skopeo config: got %v %v", cfg.Config.Entrypoint, cfg.Config.Cmd)
+	if got, want := fmt.Sprint(cfg.Config.Entrypoint, cfg.Config.Cmd, cfg.Config.Env, cfg.Config.StopSignal),
+		fmt.Sprint(fixtureConfig.Entrypoint, fixtureConfig.Cmd, fixtureConfig.Env, fixtureConfig.StopSignal); got != want {
+		t.Errorf("skopeo config: got %s, want %s", got, want)
 	}
 
 	var arch struct {

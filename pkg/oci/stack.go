@@ -12,6 +12,7 @@ func ConfigFor(img stack.Image, epoch int64) Config {
 		Env:        img.Env,
 		WorkingDir: img.WorkingDir,
 		Ports:      img.Ports,
+		StopSignal: img.StopSignal,
 		Epoch:      epoch,
 	}
 }

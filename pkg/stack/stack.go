@@ -188,6 +188,9 @@ type Image struct {
 	Env        []string
 	WorkingDir string
 	Ports      []string
+	// StopSignal is the signal a runtime sends to stop the container
+	// ("SIGTERM"); "" leaves the runtime's default, which is SIGTERM.
+	StopSignal string
 	// Modes sets the mode of paths of the root explicitly (the rootfs
 	// writer otherwise normalises every mode): "tmp" = 0o1777.
 	Modes map[string]fs.FileMode
@@ -203,6 +206,10 @@ func (img Image) ModeList() []string {
 	sort.Strings(out)
 	return out
 }
+
+// StopSignalOK reports whether sig is a stop signal an image may declare:
+// a Linux signal name in the SIGNAME form ("SIGTERM", "SIGRTMIN+3").
+func StopSignalOK(sig string) bool { return stopSignalRE.MatchString(sig) }
 
 // Error is a problem in a definition, located.
 type Error struct {
@@ -287,6 +294,7 @@ type fileImage struct {
 	Env        []string          `toml:"env"`
 	WorkingDir string            `toml:"working_dir"`
 	Ports      []string          `toml:"ports"`
+	StopSignal string            `toml:"stop_signal"`
 	Modes      map[string]string `toml:"modes"`
 }
 
@@ -396,7 +404,7 @@ func Parse(file string, data []byte) (*Stack, error) {
 	for i, fi := range doc.Image {
 		line := v.lines.table("image", i)
 		img := Image{Name: fi.Name, Recipe: fi.Recipe, Entrypoint: fi.Entrypoint, Cmd: fi.Cmd,
-			User: fi.User, Env: fi.Env, WorkingDir: fi.WorkingDir, Ports: fi.Ports, Line: line}
+			User: fi.User, Env: fi.Env, WorkingDir: fi.WorkingDir, Ports: fi.Ports, StopSignal: fi.StopSignal, Line: line}
 		key := fmt.Sprintf("image[%d]", i)
 		if fi.Name != "" && len(fi.Name) <= MaxNameLen {
 			key = fmt.Sprintf("image[%s]", fi.Name)
@@ -410,6 +418,10 @@ func Parse(file string, data []byte) (*Stack, error) {
 			v.fail(v.lines.key("image", i, "recipe"), key+".recipe", fmt.Sprintf("no recipe named %q", fi.Recipe))
 		}
 		v.imageConfig(i, key, fi, line)
+		if fi.StopSignal != "" && !StopSignalOK(fi.StopSignal) {
+			v.fail(v.lines.key("image", i, "stop_signal"), key+".stop_signal",
+				fmt.Sprintf("%q: want a signal name such as \"SIGTERM\" or \"SIGQUIT\"", fi.StopSignal))
+		}
 		for p, m := range fi.Modes {
 			line := v.lines.key("image.modes", i, p)
 			if !localPath(p) {
@@ -592,6 +604,13 @@ var (
 	// would let it opt out of the fixed build environment.
 	reservedEnv = map[string]bool{"PATH": true, "HOME": true, "TMPDIR": true, "TZ": true, "LC_ALL": true,
 		"SOURCE_DATE_EPOCH": true, "CAIRN_JOBS": true}
+	// An image's stop_signal: Linux's signal names in the SIGNAME form the
+	// OCI image spec asks for (a program may stop on any of them: httpd
+	// stops gracefully on SIGWINCH), or a real-time signal, SIGRTMIN+3.
+	// Numbers and bare names ("TERM") are refused, so one signal has one
+	// spelling in the config and in the image key.
+	stopSignalRE = regexp.MustCompile(`^SIG(HUP|INT|QUIT|ILL|TRAP|ABRT|BUS|FPE|KILL|USR1|SEGV|USR2|PIPE|ALRM|TERM|STKFLT|` +
+		`CHLD|CONT|STOP|TSTP|TTIN|TTOU|URG|XCPU|XFSZ|VTALRM|PROF|WINCH|IO|PWR|SYS|RTMIN|RTMAX|RTMIN\+([1-9]|1[0-5])|RTMAX-([1-9]|1[0-4]))$`)
 )
 
 type validator struct {

@@ -149,6 +149,9 @@ func TestLoadErrors(t *testing.T) {
 		{name: "upstream not http", from: "strip = 1", to: "strip = 1\nupstream = \"file:///etc/passwd\"", file: "stack.toml", line: 15, key: "source[zlib].upstream", message: "https or http URL"},
 		{name: "archive name with a directory", from: "strip = 1", to: "strip = 1\narchive_name = \"../zlib.tar.gz\"", file: "stack.toml", line: 15, key: "source[zlib].archive_name", message: "no directory"},
 		{name: "archive name without archive", from: "transports = [", to: "archive_name = \"abc.tar.gz\"\ntransports = [", file: "stack.toml", line: 25, key: "source[abc].archive_name", message: "there is none"},
+		{name: "image stop signal a number", from: "env = [\"A=1\"]", to: "env = [\"A=1\"]\nstop_signal = \"15\"", file: "stack.toml", line: 32, key: "image[hello].stop_signal", message: "want a signal name"},
+		{name: "image stop signal bare name", from: "env = [\"A=1\"]", to: "env = [\"A=1\"]\nstop_signal = \"TERM\"", file: "stack.toml", line: 32, key: "image[hello].stop_signal", message: "want a signal name"},
+		{name: "image stop signal past RTMAX", from: "env = [\"A=1\"]", to: "env = [\"A=1\"]\nstop_signal = \"SIGRTMIN+16\"", file: "stack.toml", line: 32, key: "image[hello].stop_signal"},
 		{name: "recipe names unknown source", rfrom: "\"abc\"]", rto: "\"xyz\"]", file: "recipe.toml", key: "sources", message: "no source named \"xyz\""},
 		{name: "recipe script outside", rfrom: "build.sh", rto: "../x.sh", file: "recipe.toml", line: 4, key: "script", message: "inside the recipe's directory"},
 		{name: "recipe sets PATH", rfrom: "CFLAGS", rto: "PATH", file: "recipe.toml", line: 7, key: "env.PATH", message: "set by the sandbox"},
@@ -177,6 +180,22 @@ func TestLoadErrors(t *testing.T) {
 			}
 			t.Errorf("got %q, want an error at %s:%d key %q containing %q", es.Error(), tc.file, tc.line, tc.key, tc.message)
 		})
+	}
+}
+
+func TestLoadStopSignal(t *testing.T) {
+	for _, sig := range []string{"", "SIGTERM", "SIGQUIT", "SIGWINCH", "SIGKILL", "SIGRTMIN", "SIGRTMIN+3", "SIGRTMAX-14"} {
+		text := goodStack
+		if sig != "" {
+			text = strings.Replace(goodStack, "env = [\"A=1\"]\n", "env = [\"A=1\"]\nstop_signal = \""+sig+"\"\n", 1)
+		}
+		st, err := Load(writeStack(t, text, goodRecipe))
+		if err != nil {
+			t.Fatalf("stop_signal %q: %v", sig, err)
+		}
+		if got := st.Image("hello").StopSignal; got != sig {
+			t.Errorf("stop_signal %q: parsed as %q", sig, got)
+		}
 	}
 }
 
