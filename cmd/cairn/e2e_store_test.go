@@ -14,6 +14,7 @@ import (
 
 	"github.com/cairn-build/cairn/internal/testenv"
 	"github.com/cairn-build/cairn/pkg/plan"
+	"github.com/cairn-build/cairn/pkg/stack"
 )
 
 // storeE2E checks, on copies of the end-to-end test's store (every
@@ -350,19 +351,19 @@ func (e *storeEnv) seedTree(s string) string {
 	return filepath.Join(s, "trees", "sha256", m[1])
 }
 
-// sourceTree is the store tree of the named source, by the stack's pin.
+// sourceTree is the store tree the steps see of the named source: the
+// patched tree where the source has patches, else the pristine pin.
 func (e *storeEnv) sourceTree(s, name string) string {
 	e.t.Helper()
-	data, err := os.ReadFile(filepath.Join(e.repo, defaultStackFile))
+	st, err := stack.Load(filepath.Join(e.repo, defaultStackFile))
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	re := regexp.MustCompile(`(?s)name = "` + name + `".*?\ntree = "sha256:([0-9a-f]{64})"`)
-	m := re.FindStringSubmatch(string(data))
-	if m == nil {
-		e.t.Fatalf("no tree pin for source %s", name)
+	src := st.Source(name)
+	if src == nil {
+		e.t.Fatalf("no source %s in the stack", name)
 	}
-	return filepath.Join(s, "trees", "sha256", m[1])
+	return filepath.Join(s, "trees", "sha256", strings.TrimPrefix(src.Tree(), "sha256:"))
 }
 
 // replace swaps the file p for one holding data (a new inode: the e2e

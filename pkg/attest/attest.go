@@ -196,7 +196,7 @@ func stackPatches(st *stack.Stack) ([]Patch, error) {
 			out = append(out, Patch{Source: s.Name, Name: name, Origin: PatchDebian, Resolves: resolves(name)})
 		}
 		for _, l := range p.Local {
-			data, err := os.ReadFile(l)
+			data, err := st.ReadFile(l)
 			if err != nil {
 				return nil, fmt.Errorf("source %s: patch: %w", s.Name, err)
 			}

@@ -58,7 +58,7 @@ func (f *Fetcher) debianDownload(ctx context.Context, src stack.Source, kind deb
 	if kind == debianTar {
 		what, infix, want = "packaging tarball", ".debian.tar.", tarSum
 	}
-	var found string
+	var found, tarPath string
 	var seen []string
 	for _, n := range names {
 		if strings.HasSuffix(n, ".asc") || !strings.Contains(n, ".orig.tar.") && !strings.Contains(n, ".debian.tar.") {
@@ -71,17 +71,7 @@ func (f *Fetcher) debianDownload(ctx context.Context, src stack.Source, kind deb
 			return "", nil, err
 		}
 		if tarSum != "" && sum == tarSum && strings.Contains(n, ".debian.tar.") {
-			in, err := os.Open(p)
-			if err != nil {
-				done()
-				return "", nil, err
-			}
-			_, err = f.store.AddBlob(ctx, tarSum, in)
-			in.Close()
-			if err != nil {
-				done()
-				return "", nil, err
-			}
+			tarPath = p
 		}
 		if !strings.Contains(n, infix) {
 			continue
@@ -93,6 +83,22 @@ func (f *Fetcher) debianDownload(ctx context.Context, src stack.Source, kind deb
 		seen = append(seen, n+" sha256:"+sum)
 	}
 	if found != "" {
+		// The packaging tarball came in the same run: keep it (checked by
+		// its own pin) so that patching needs no second download. Only when
+		// the file asked for was found: a failed fetch leaves nothing.
+		if tarPath != "" {
+			in, err := os.Open(tarPath)
+			if err != nil {
+				done()
+				return "", nil, err
+			}
+			_, err = f.store.AddBlob(ctx, tarSum, in)
+			in.Close()
+			if err != nil {
+				done()
+				return "", nil, err
+			}
+		}
 		return found, done, nil
 	}
 	done()

@@ -117,14 +117,9 @@ func (f *Fetcher) patchList(ctx context.Context, st *stack.Stack, src stack.Sour
 		out = append(out, ps...)
 	}
 	for _, l := range src.Patches.Local {
-		fi, err := os.Lstat(l)
-		if err != nil {
-			return nil, fmt.Errorf("local patch: %w", err)
-		}
-		if !fi.Mode().IsRegular() {
-			return nil, fmt.Errorf("local patch %s: not a regular file", l)
-		}
-		data, err := os.ReadFile(l)
+		// Through the stack's root, as the stack was checked: a symlink
+		// swapped in since is not followed out of the stack directory.
+		data, err := st.ReadFile(l)
 		if err != nil {
 			return nil, fmt.Errorf("local patch: %w", err)
 		}

@@ -45,8 +45,22 @@ func TestDebianRealSources(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.TreeDigest() != src.Pin.Tree {
-			t.Errorf("%s: got tree %s, want %s", src.Name, m.TreeDigest(), src.Pin.Tree)
+		if m.TreeDigest() != src.Tree() || r.Tree != src.Tree() {
+			t.Errorf("%s: got tree %s (result %s), want %s", src.Name, m.TreeDigest(), r.Tree, src.Tree())
+		}
+		// The pristine tree is what Debian's orig tarball holds: the pins
+		// (tree digest, git tree) are of it.
+		if src.Patches != nil {
+			p, ok := s.Tree(src.Pin.Tree)
+			if !ok || r.Pristine != src.Pin.Tree {
+				t.Fatalf("%s: pristine tree %s not in the store (result: %s)", src.Name, src.Pin.Tree, r.Pristine)
+			}
+			if m, err = digest.FromDir(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+			if m.TreeDigest() != src.Pin.Tree {
+				t.Errorf("%s: got pristine tree %s, want %s", src.Name, m.TreeDigest(), src.Pin.Tree)
+			}
 		}
 		if src.Pin.GitTree != "" && m.GitTree() != src.Pin.GitTree {
 			t.Errorf("%s: got git tree %s, want %s", src.Name, m.GitTree(), src.Pin.GitTree)

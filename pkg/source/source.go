@@ -285,6 +285,13 @@ func (f *Fetcher) Fetch(ctx context.Context, st *stack.Stack, src stack.Source) 
 	order := f.Order(st, src)
 	if src.Patches != nil && slices.Contains(order, stack.TransportStore) {
 		if p, ok := f.patchedFromStore(ctx, src); ok {
+			// The SBOMs name each Debian patch by its bytes: the packaging
+			// tarball must be here too (a repair may have removed it).
+			if len(src.Patches.Series) > 0 {
+				if _, err := f.DebianTar(ctx, st, src); err != nil {
+					return Result{}, err
+				}
+			}
 			return Result{Source: src.Name, Transport: stack.TransportStore, Tree: src.Patches.Tree, Path: p, Pristine: src.Pin.Tree}, nil
 		}
 	}
