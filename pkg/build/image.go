@@ -2,8 +2,6 @@ package build
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -13,7 +11,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/cairn-build/cairn/internal/ctxio"
 	"github.com/cairn-build/cairn/pkg/oci"
 	"github.com/cairn-build/cairn/pkg/plan"
 	"github.com/cairn-build/cairn/pkg/rootfs"
@@ -190,7 +187,7 @@ func (b *Builder) Close() error {
 // noteOut hashes a file just written to out/ and records its fingerprint,
 // so that the next build notices a change to it.
 func (b *Builder) noteOut(ctx context.Context, p string) (string, error) {
-	d, err := fileSum(ctx, p)
+	d, err := store.FileSum(ctx, p)
 	if err != nil {
 		return "", err
 	}
@@ -313,19 +310,6 @@ func copyTo(src, dst string, mid func()) error {
 		return err
 	}
 	return out.Close()
-}
-
-func fileSum(ctx context.Context, p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, ctxio.Reader(ctx, f)); err != nil {
-		return "", err
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // sameFile reports whether a and b are one inode.

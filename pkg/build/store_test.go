@@ -367,7 +367,7 @@ func TestImageInOutIsACopyAndIsRewrittenWhenChanged(t *testing.T) {
 	if !w2.Cached || w2.Path != w.Path {
 		t.Errorf("second write: %+v, want the cached image at the same path", w2)
 	}
-	if got, _ := fileSum(context.Background(), w.Path); got != w.Digest {
+	if got, _ := store.FileSum(context.Background(), w.Path); got != w.Digest {
 		t.Errorf("out/ tarball after the rebuild: %s, want %s", got, w.Digest)
 	}
 	// An OCI blob in out/ changed: the layout is written again.
@@ -378,7 +378,7 @@ func TestImageInOutIsACopyAndIsRewrittenWhenChanged(t *testing.T) {
 	}
 	replaceFile(t, filepath.Join(layoutBlobs, ents[0].Name()), "evil")
 	write(false)
-	if got, _ := fileSum(context.Background(), filepath.Join(layoutBlobs, ents[0].Name())); got != "sha256:"+ents[0].Name() {
+	if got, _ := store.FileSum(context.Background(), filepath.Join(layoutBlobs, ents[0].Name())); got != "sha256:"+ents[0].Name() {
 		t.Errorf("OCI blob %s after the rebuild: %s", ents[0].Name(), got)
 	}
 }

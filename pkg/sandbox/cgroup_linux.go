@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/cairn-build/cairn/internal/mountinfo"
 )
 
 // A step's memory and process count are bounded by a cgroup of its own,
@@ -88,27 +90,9 @@ func readMounts() []mountInfo {
 		if len(a) < 5 || len(b) < 3 {
 			continue
 		}
-		ms = append(ms, mountInfo{root: unescape(a[3]), point: unescape(a[4]), fstype: b[0], super: b[2]})
+		ms = append(ms, mountInfo{root: mountinfo.Unescape(a[3]), point: mountinfo.Unescape(a[4]), fstype: b[0], super: b[2]})
 	}
 	return ms
-}
-
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // under joins a cgroup path to the mount that shows the hierarchy.

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cairn-build/cairn/internal/atomicfile"
+	"github.com/cairn-build/cairn/internal/mountinfo"
 )
 
 // The store's folders: only this package knows them (docs/store.md).
@@ -197,7 +198,7 @@ func unmountUnder(dir string) {
 	for _, l := range strings.Split(string(data), "\n") {
 		f := strings.Fields(l)
 		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			points = append(points, unescapeMount(f[4]))
+			points = append(points, mountinfo.Unescape(f[4]))
 		}
 	}
 	for i := len(points) - 1; i >= 0; i-- {
@@ -208,22 +209,3 @@ func unmountUnder(dir string) {
 // UnmountUnder is unmountUnder for callers that keep mounts in their own
 // work directories (cairn verify's tmpfs).
 func UnmountUnder(dir string) { unmountUnder(dir) }
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}

@@ -251,12 +251,12 @@ func hashObject(ctx context.Context, kind Kind, p string, epoch int64) (string, 
 	case Output:
 		return OutputDigest(ctx, p, epoch)
 	default:
-		return fileSum(ctx, p)
+		return FileSum(ctx, p)
 	}
 }
 
-// fileSum is the sha256 of the file at p, as sha256:HEX.
-func fileSum(ctx context.Context, p string) (string, error) {
+// FileSum is the sha256 of the file at p, as sha256:HEX.
+func FileSum(ctx context.Context, p string) (string, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return "", err
@@ -369,7 +369,7 @@ func (s *Store) CheckFile(ctx context.Context, p, d string, full bool) (bool, er
 			}
 		}
 	}
-	got, err := fileSum(ctx, abs)
+	got, err := FileSum(ctx, abs)
 	if err != nil {
 		if ctx.Err() != nil {
 			return false, err
