@@ -9,44 +9,16 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairn-build/cairn/internal/testenv"
 )
 
 // stalled starts a TCP server on 127.0.0.1 that accepts connections and
 // then runs serve on each (which may never answer). It is closed with t.
-func stalled(t *testing.T, serve func(net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go serve(c)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
+func stalled(t *testing.T, serve func(net.Conn)) string { return testenv.TCPServer(t, serve) }
 
 // silent reads the request and never answers.
 func silent(c net.Conn) { io.Copy(io.Discard, c) }

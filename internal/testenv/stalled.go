@@ -41,6 +41,25 @@ func StalledServer(t testing.TB, s Stall) string {
 // prefix (so that a client that parses as it reads waits for more).
 func StalledServerBody(t testing.TB, s Stall, prefix []byte) string {
 	t.Helper()
+	return TCPServer(t, func(c net.Conn) { stall(c, s, prefix) })
+}
+
+func stall(c net.Conn, s Stall, prefix []byte) {
+	if s == StallMidBody {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", BodyAnnounced)
+		c.Write(prefix)
+	}
+	io.Copy(io.Discard, c) // until the client or the test closes it
+}
+
+// TCPServer starts a TCP server on 127.0.0.1 that runs serve on each
+// connection it accepts (serve may never answer) and returns its address.
+// The listener and every connection are closed with t.
+func TCPServer(t testing.TB, serve func(net.Conn)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +75,7 @@ func StalledServerBody(t testing.TB, s Stall, prefix []byte) string {
 			mu.Lock()
 			conns = append(conns, c)
 			mu.Unlock()
-			go stall(c, s, prefix)
+			go serve(c)
 		}
 	}()
 	t.Cleanup(func() {
@@ -68,15 +87,4 @@ func StalledServerBody(t testing.TB, s Stall, prefix []byte) string {
 		}
 	})
 	return ln.Addr().String()
-}
-
-func stall(c net.Conn, s Stall, prefix []byte) {
-	if s == StallMidBody {
-		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
-			return
-		}
-		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", BodyAnnounced)
-		c.Write(prefix)
-	}
-	io.Copy(io.Discard, c) // until the client or the test closes it
 }
