@@ -38,12 +38,12 @@ func storeE2E(t *testing.T, bin, repo, src string, want map[string]string) {
 		s := e.copy("output")
 		out := e.stepOutput(s, "tinydns-image")
 		path := filepath.Join(s, "outputs", "sha256", strings.TrimPrefix(out, "sha256:"))
-		replace(t, filepath.Join(path, "bin", "tinydns"), "evil")
+		testenv.ReplaceFile(t, filepath.Join(path, "bin", "tinydns"), "evil")
 		e.verifyNames(s, path)
 		// build --verify rebuilds it (on a second copy, so that --repair is
 		// tried on the first too).
 		s2 := e.copy("output-verify")
-		replace(t, filepath.Join(s2, "outputs", "sha256", strings.TrimPrefix(out, "sha256:"), "bin", "tinydns"), "evil")
+		testenv.ReplaceFile(t, filepath.Join(s2, "outputs", "sha256", strings.TrimPrefix(out, "sha256:"), "bin", "tinydns"), "evil")
 		e.buildWant(s2, "--verify")
 		e.repair(s, path)
 		e.buildWant(s)
@@ -53,7 +53,7 @@ func storeE2E(t *testing.T, bin, repo, src string, want map[string]string) {
 		e.t = t
 		s := e.copy("seed")
 		seed := e.seedTree(s)
-		replace(t, filepath.Join(seed, "usr", "bin", "cat"), "#!/bin/sh\necho evil\n")
+		testenv.ReplaceFile(t, filepath.Join(seed, "usr", "bin", "cat"), "#!/bin/sh\necho evil\n")
 		e.verifyNames(s, seed)
 		// A plain no-op build runs no step: the seed is not used, and the
 		// images are the cached ones.
@@ -85,10 +85,10 @@ func storeE2E(t *testing.T, bin, repo, src string, want map[string]string) {
 			}
 			return nil
 		})
-		replace(t, victim, "int main(void) { return 0; }\n")
+		testenv.ReplaceFile(t, victim, "int main(void) { return 0; }\n")
 		e.verifyNames(s, tree)
 		s2 := e.copy("source-verify")
-		replace(t, strings.Replace(victim, s, s2, 1), "int main(void) { return 0; }\n")
+		testenv.ReplaceFile(t, strings.Replace(victim, s, s2, 1), "int main(void) { return 0; }\n")
 		// --verify drops the tree, fetches it again, and rebuilds what was
 		// made from it.
 		stderr := e.buildWant(s2, "--verify")
@@ -108,7 +108,7 @@ func storeE2E(t *testing.T, bin, repo, src string, want map[string]string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		replace(t, rec, strings.Replace(string(data), "output sha256:", "output sha256:0", 1)[:len(data)])
+		testenv.ReplaceFile(t, rec, strings.Replace(string(data), "output sha256:", "output sha256:0", 1)[:len(data)])
 		e.verifyNames(s, rec)
 		stderr := e.buildWant(s, "--verify")
 		if !strings.Contains(stderr, "tinydns-image: built") {
@@ -366,22 +366,6 @@ func (e *storeEnv) sourceTree(s, name string) string {
 	return filepath.Join(s, "trees", "sha256", strings.TrimPrefix(src.Tree(), "sha256:"))
 }
 
-// replace swaps the file p for one holding data (a new inode: the e2e
-// store's file, linked from the copy, is not touched).
-func replace(t *testing.T, p, data string) {
-	t.Helper()
-	fi, err := os.Stat(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(filepath.Dir(p), 0o755)
-	if err := os.Remove(p); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(data), fi.Mode().Perm()); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func fileDigest(t *testing.T, p string) string {
 	t.Helper()

@@ -107,22 +107,6 @@ func (f *storedFixture) build(verify bool) (map[string]plan.Result, int, error) 
 	return res, ran, err
 }
 
-// replaceFile swaps the file p for one holding data, as an attacker or a
-// broken disk might (a new inode, the mode kept).
-func replaceFile(t *testing.T, p, data string) {
-	t.Helper()
-	fi, err := os.Stat(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(filepath.Dir(p), 0o755)
-	if err := os.Remove(p); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(data), fi.Mode().Perm()); err != nil {
-		t.Fatal(err)
-	}
-}
 
 var twoSteps = map[string][2]string{
 	"a": {"", "cat /src/in/greeting > /out/a\n"},
@@ -216,7 +200,7 @@ func TestCorruptSeedIsRefusedAndRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A cat that is a script: the next step to run would use it.
-	replaceFile(t, filepath.Join(f.seedDir, "bin", "cat"), "#!/bin/sh\necho evil\n")
+	testenv.ReplaceFile(t, filepath.Join(f.seedDir, "bin", "cat"), "#!/bin/sh\necho evil\n")
 	os.WriteFile(filepath.Join(f.dir, "recipes", "b", "build.sh"), []byte("cat /deps/a/a > /out/b\n"), 0o644)
 	_, ran, err := f.build(false)
 	var ce *store.CorruptError
@@ -241,7 +225,7 @@ func TestCorruptSourceInvalidatesItsOutputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	replaceFile(t, filepath.Join(f.srcDir, "greeting"), "evil\n")
+	testenv.ReplaceFile(t, filepath.Join(f.srcDir, "greeting"), "evil\n")
 	// What cairn fetch --verify does with a tree that does not match.
 	st := f.open()
 	err = st.Check(context.Background(), store.Ref{Kind: store.Tree, Digest: f.srcTree}, store.Full(true))
@@ -376,7 +360,7 @@ func TestImageInOutIsACopyAndIsRewrittenWhenChanged(t *testing.T) {
 	if len(ents) == 0 {
 		t.Fatal("no OCI blobs in out/")
 	}
-	replaceFile(t, filepath.Join(layoutBlobs, ents[0].Name()), "evil")
+	testenv.ReplaceFile(t, filepath.Join(layoutBlobs, ents[0].Name()), "evil")
 	write(false)
 	if got, _ := store.FileSum(context.Background(), filepath.Join(layoutBlobs, ents[0].Name())); got != "sha256:"+ents[0].Name() {
 		t.Errorf("OCI blob %s after the rebuild: %s", ents[0].Name(), got)
