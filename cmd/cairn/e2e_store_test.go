@@ -366,7 +366,6 @@ func (e *storeEnv) sourceTree(s, name string) string {
 	return filepath.Join(s, "trees", "sha256", strings.TrimPrefix(src.Tree(), "sha256:"))
 }
 
-
 func fileDigest(t *testing.T, p string) string {
 	t.Helper()
 	out, err := exec.Command("sha256sum", p).Output()

@@ -107,7 +107,6 @@ func (f *storedFixture) build(verify bool) (map[string]plan.Result, int, error) 
 	return res, ran, err
 }
 
-
 var twoSteps = map[string][2]string{
 	"a": {"", "cat /src/in/greeting > /out/a\n"},
 	"b": {"a", "cat /deps/a/a > /out/b; echo world >> /out/b\n"},
