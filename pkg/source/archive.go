@@ -215,22 +215,11 @@ func (f *Fetcher) Archive(ctx context.Context, src stack.Source) (string, error)
 	}
 	var errs []error
 	for _, m := range f.mirrors {
-		for _, cand := range mirrorArchiveNames(m, src) {
-			if _, err := os.Stat(cand); err != nil {
-				continue
-			}
-			in, err := os.Open(cand)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			p, err := f.store.AddBlob(ctx, sum, in)
-			in.Close()
-			if err == nil {
-				return p, nil
-			}
-			errs = append(errs, fmt.Errorf("mirror %s: %w", cand, err))
+		p, cerrs := f.blobFromFiles(ctx, sum, mirrorArchiveNames(m, src))
+		if p != "" {
+			return p, nil
 		}
+		errs = append(errs, cerrs...)
 	}
 	if !f.offline {
 		for _, u := range src.Archives {

@@ -273,23 +273,11 @@ func (f *Fetcher) debianTarFromMirror(ctx context.Context, src stack.Source) (st
 		for _, n := range DebianTarNames(src) {
 			cands = append(cands, filepath.Join(m, n))
 		}
-		for _, c := range cands {
-			fi, err := os.Stat(c)
-			if err != nil || !fi.Mode().IsRegular() {
-				continue
-			}
-			in, err := os.Open(c)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			p, err := f.store.AddBlob(ctx, sum, in)
-			in.Close()
-			if err == nil {
-				return p, nil
-			}
-			errs = append(errs, fmt.Errorf("%s: %w", c, err))
+		p, cerrs := f.blobFromFiles(ctx, sum, cands)
+		if p != "" {
+			return p, nil
 		}
+		errs = append(errs, cerrs...)
 	}
 	if len(errs) == 0 {
 		return "", fmt.Errorf("in %s: %w", strings.Join(f.mirrors, ", "), errNotHere)
@@ -390,4 +378,29 @@ func (f *Fetcher) PatchSums(ctx context.Context, st *stack.Stack, src stack.Sour
 		out[i] = PatchSum{Name: p.Name, SHA256: hex.EncodeToString(sum[:])}
 	}
 	return out, nil
+}
+
+// blobFromFiles stores the first of the candidate files (a mirror's, by name
+// or by sha256) whose bytes are sum, and returns its blob path; "" and what
+// went wrong with each file that exists when none is.
+func (f *Fetcher) blobFromFiles(ctx context.Context, sum string, cands []string) (string, []error) {
+	var errs []error
+	for _, c := range cands {
+		fi, err := os.Stat(c)
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		in, err := os.Open(c)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		p, err := f.store.AddBlob(ctx, sum, in)
+		in.Close()
+		if err == nil {
+			return p, nil
+		}
+		errs = append(errs, fmt.Errorf("mirror %s: %w", c, err))
+	}
+	return "", errs
 }
